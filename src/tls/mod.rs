@@ -1,0 +1,1 @@
+//! TLS for the HTTPS listeners: certificates from PEM files, chosen by SNI, reloaded on SIGHUP.
