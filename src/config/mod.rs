@@ -42,3 +42,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         reason: "config loading is not written yet".to_string(),
     }]))
 }
+
+/// The effective config as TOML (placeholder until the config module lands).
+pub fn to_effective_toml(cfg: &Config) -> String {
+    format!("{cfg:#?}\n")
+}

@@ -216,10 +216,7 @@ impl Config {
             cache: CacheConfig { memory: 256 * 1024 * 1024, max_object_size: 16 * 1024 * 1024 },
             pops: Vec::new(),
             cluster: ClusterConfig { secret: None, parent_fallback: ParentFallback::Origin },
-            compression: CompressionConfig {
-                algorithms: vec!["br".to_string(), "gzip".to_string()],
-                min_size: 1024,
-            },
+            compression: CompressionConfig { algorithms: vec!["br".to_string(), "gzip".to_string()], min_size: 1024 },
             throttle: ThrottleConfig {
                 client_rate: None,
                 client_burst: None,

@@ -1,0 +1,171 @@
+//! Cache keys: the normalised URL of a request (its primary key) and, for responses that `Vary`, the variant key
+//! that adds the request's values of the named headers.
+
+use http::header::HeaderName;
+use http::{HeaderMap, Uri};
+
+/// The normalised URL a request addresses: `scheme://host[:port]/path?query`, host lowercased, default port
+/// dropped. HTTP/1.1 requests (origin-form + `Host`) and HTTP/2 requests (`:authority`) give the same key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PrimaryKey(String);
+
+impl PrimaryKey {
+    /// Builds the key of a request. `scheme` is how the client reached us (`http` or `https`); `host` is the
+    /// request's authority (`Host` header or URI authority).
+    pub fn new(scheme: &str, host: &str, uri: &Uri) -> PrimaryKey {
+        let path_and_query = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+        let host = strip_default_port(scheme, host);
+        let mut key = String::with_capacity(scheme.len() + 3 + host.len() + path_and_query.len());
+        key.push_str(scheme);
+        key.push_str("://");
+        for c in host.chars() {
+            key.push(c.to_ascii_lowercase());
+        }
+        if !path_and_query.starts_with('/') {
+            key.push('/');
+        }
+        key.push_str(path_and_query);
+        PrimaryKey(key)
+    }
+
+    /// The key as text, as shown in `Cache-Status; key=`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn strip_default_port<'a>(scheme: &str, host: &'a str) -> &'a str {
+    let default = if scheme == "https" { ":443" } else { ":80" };
+    host.strip_suffix(default).unwrap_or(host)
+}
+
+/// The request header fields a stored response varies on, from its `Vary` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VarySpec {
+    /// The response has no `Vary` (or an empty one): one variant per URL.
+    None,
+    /// `Vary: *`: no later request can be matched, so the response is never served from cache.
+    Any,
+    /// The named fields, lowercased, deduplicated and sorted.
+    Fields(Box<[HeaderName]>),
+}
+
+impl VarySpec {
+    /// Reads every `Vary` field line of a response.
+    pub fn from_response(headers: &HeaderMap) -> VarySpec {
+        let mut fields: Vec<HeaderName> = Vec::new();
+        for value in headers.get_all(http::header::VARY) {
+            let Ok(text) = value.to_str() else { return VarySpec::Any };
+            for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                if name == "*" {
+                    return VarySpec::Any;
+                }
+                match HeaderName::from_bytes(name.as_bytes()) {
+                    Ok(name) => fields.push(name),
+                    Err(_) => return VarySpec::Any,
+                }
+            }
+        }
+        if fields.is_empty() {
+            return VarySpec::None;
+        }
+        fields.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        fields.dedup();
+        VarySpec::Fields(fields.into_boxed_slice())
+    }
+}
+
+/// The full key of one stored variant: the primary key plus, when the response varies, the request's
+/// normalised values of each varying field.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VariantKey(String);
+
+impl VariantKey {
+    /// The variant a request selects, given the stored `Vary` fields. `None` for `Vary: *`.
+    pub fn new(primary: &PrimaryKey, vary: &VarySpec, request: &HeaderMap) -> Option<VariantKey> {
+        match vary {
+            VarySpec::None => Some(VariantKey(primary.0.clone())),
+            VarySpec::Any => None,
+            VarySpec::Fields(fields) => {
+                let mut key = primary.0.clone();
+                for field in fields.iter() {
+                    key.push('\n');
+                    key.push_str(field.as_str());
+                    key.push(':');
+                    push_normalised_values(&mut key, request, field);
+                }
+                Some(VariantKey(key))
+            }
+        }
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Appends the field's values as one list: lines joined by commas, whitespace around commas removed, so
+/// `a, b` and `a,b` (or the same values on two lines) select the same variant.
+fn push_normalised_values(key: &mut String, request: &HeaderMap, field: &HeaderName) {
+    let mut first = true;
+    for value in request.get_all(field) {
+        for item in String::from_utf8_lossy(value.as_bytes()).split(',') {
+            if !first {
+                key.push(',');
+            }
+            first = false;
+            key.push_str(item.trim());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn h1_and_h2_forms_give_the_same_key() {
+        let h1 = PrimaryKey::new("http", "Example.COM:80", &Uri::from_static("/a?b=1"));
+        let h2 = PrimaryKey::new("http", "example.com", &Uri::from_static("http://example.com/a?b=1"));
+        assert_eq!(h1, h2);
+        assert_eq!(h1.as_str(), "http://example.com/a?b=1");
+    }
+
+    #[test]
+    fn scheme_and_port_are_part_of_the_key() {
+        let a = PrimaryKey::new("http", "example.com:8080", &Uri::from_static("/"));
+        let b = PrimaryKey::new("https", "example.com:8080", &Uri::from_static("/"));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn vary_fields_are_normalised() {
+        let mut h = HeaderMap::new();
+        h.append("vary", HeaderValue::from_static("Accept-Encoding, accept-language"));
+        h.append("vary", HeaderValue::from_static("accept-encoding"));
+        let spec = VarySpec::from_response(&h);
+        let VarySpec::Fields(f) = &spec else { panic!("expected fields, got {spec:?}") };
+        assert_eq!(f.len(), 2);
+        let mut star = HeaderMap::new();
+        star.insert("vary", HeaderValue::from_static("accept, *"));
+        assert_eq!(VarySpec::from_response(&star), VarySpec::Any);
+    }
+
+    #[test]
+    fn variant_key_ignores_whitespace_but_not_values() {
+        let primary = PrimaryKey::new("http", "h", &Uri::from_static("/"));
+        let spec = VarySpec::Fields(vec![HeaderName::from_static("accept-language")].into());
+        let mut a = HeaderMap::new();
+        a.insert("accept-language", HeaderValue::from_static("en, fr"));
+        let mut b = HeaderMap::new();
+        b.insert("accept-language", HeaderValue::from_static("en,fr"));
+        let mut c = HeaderMap::new();
+        c.insert("accept-language", HeaderValue::from_static("de"));
+        let ka = VariantKey::new(&primary, &spec, &a);
+        assert_eq!(ka, VariantKey::new(&primary, &spec, &b));
+        assert_ne!(ka, VariantKey::new(&primary, &spec, &c));
+        assert_eq!(VariantKey::new(&primary, &VarySpec::Any, &a), None);
+    }
+}

@@ -1,0 +1,41 @@
+//! A stored response: status, headers and whole body, with its freshness. Immutable once stored; a 304 that
+//! refreshes it stores a new object sharing the same body bytes.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+
+use crate::policy::Freshness;
+
+/// One stored variant of one URL.
+#[derive(Debug, Clone)]
+pub struct CachedObject {
+    pub status: StatusCode,
+    /// The upstream's header fields, hop-by-hop fields removed.
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub freshness: Freshness,
+}
+
+/// Bytes charged for an object beyond its headers and body: the object itself, its key and the store's entry.
+const OVERHEAD_BYTES: usize = 256;
+
+impl CachedObject {
+    /// The bytes this object is charged against `cache.memory`: headers, body and a fixed overhead.
+    pub fn weight(&self, key_len: usize) -> u32 {
+        let headers: usize = self.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 32).sum();
+        let total = self.body.len() + headers + key_len + OVERHEAD_BYTES;
+        u32::try_from(total).unwrap_or(u32::MAX)
+    }
+
+    /// Whether the object carries a validator (`ETag` or `Last-Modified`), so it can be revalidated.
+    pub fn has_validators(&self) -> bool {
+        self.headers.contains_key(http::header::ETAG) || self.headers.contains_key(http::header::LAST_MODIFIED)
+    }
+
+    /// How long the store should keep it, from `now`.
+    pub fn keep_for(&self, now: SystemTime) -> Duration {
+        self.freshness.keep_for(now, self.has_validators())
+    }
+}

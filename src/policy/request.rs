@@ -1,0 +1,140 @@
+//! What a client's request allows: its `Cache-Control` directives (and `Pragma: no-cache`), judged against a stored
+//! response's freshness the way a shared cache must.
+
+use std::time::{Duration, SystemTime};
+
+use http::HeaderMap;
+
+use super::directives::CacheControl;
+use super::freshness::Freshness;
+
+/// The caching directives of a client's request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestDirectives {
+    pub no_cache: bool,
+    pub no_store: bool,
+    pub only_if_cached: bool,
+    pub max_age: Option<u64>,
+    pub min_fresh: Option<u64>,
+    /// `Some(None)`: any staleness accepted.
+    pub max_stale: Option<Option<u64>>,
+}
+
+/// Whether a stored response may answer a request without going upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usability {
+    /// Fresh enough for this request.
+    Fresh,
+    /// Stale but inside `stale-while-revalidate`: serve it and refresh in the background.
+    StaleWhileRevalidate,
+    /// Must be revalidated (or refetched) first.
+    Revalidate,
+}
+
+impl RequestDirectives {
+    /// Reads a request's directives.
+    pub fn of(headers: &HeaderMap) -> RequestDirectives {
+        let cc = CacheControl::of(headers);
+        let pragma_no_cache = !headers.contains_key(http::header::CACHE_CONTROL)
+            && headers
+                .get_all(http::header::PRAGMA)
+                .iter()
+                .any(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase().contains("no-cache"));
+        RequestDirectives {
+            no_cache: cc.has("no-cache") || pragma_no_cache,
+            no_store: cc.has("no-store"),
+            only_if_cached: cc.has("only-if-cached"),
+            max_age: cc.seconds("max-age"),
+            min_fresh: cc.seconds("min-fresh"),
+            max_stale: cc.optional_seconds("max-stale"),
+        }
+    }
+
+    /// Judges a stored response for this request at `now`.
+    pub fn usability(&self, freshness: &Freshness, now: SystemTime) -> Usability {
+        if self.no_cache {
+            return Usability::Revalidate;
+        }
+        let age = freshness.age(now);
+        if self.max_age.is_some_and(|max| age > Duration::from_secs(max)) {
+            return Usability::Revalidate;
+        }
+        if let Some(min_fresh) = self.min_fresh {
+            if freshness.remaining(now) < Duration::from_secs(min_fresh) {
+                return Usability::Revalidate;
+            }
+        }
+        if freshness.is_fresh(now) {
+            return Usability::Fresh;
+        }
+        if freshness.must_revalidate {
+            return Usability::Revalidate;
+        }
+        let staleness = freshness.staleness(now);
+        match self.max_stale {
+            Some(None) => return Usability::Fresh,
+            Some(Some(max)) if staleness <= Duration::from_secs(max) => return Usability::Fresh,
+            _ => {}
+        }
+        if staleness <= freshness.stale_while_revalidate && !freshness.stale_while_revalidate.is_zero() {
+            return Usability::StaleWhileRevalidate;
+        }
+        Usability::Revalidate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn fresh(fresh_for: u64, swr: u64, must_revalidate: bool) -> Freshness {
+        Freshness {
+            received: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
+            initial_age: Duration::ZERO,
+            fresh_for: Duration::from_secs(fresh_for),
+            stale_while_revalidate: Duration::from_secs(swr),
+            stale_if_error: Duration::ZERO,
+            must_revalidate,
+        }
+    }
+
+    fn req(cc: &'static str) -> RequestDirectives {
+        let mut h = HeaderMap::new();
+        h.insert("cache-control", HeaderValue::from_static(cc));
+        RequestDirectives::of(&h)
+    }
+
+    #[test]
+    fn fresh_stale_and_swr() {
+        let f = fresh(10, 20, false);
+        let none = RequestDirectives::default();
+        assert_eq!(none.usability(&f, f.received + Duration::from_secs(5)), Usability::Fresh);
+        assert_eq!(none.usability(&f, f.received + Duration::from_secs(15)), Usability::StaleWhileRevalidate);
+        assert_eq!(none.usability(&f, f.received + Duration::from_secs(31)), Usability::Revalidate);
+    }
+
+    #[test]
+    fn client_directives() {
+        let f = fresh(100, 0, false);
+        let at = f.received + Duration::from_secs(50);
+        assert_eq!(req("no-cache").usability(&f, at), Usability::Revalidate);
+        assert_eq!(req("max-age=10").usability(&f, at), Usability::Revalidate);
+        assert_eq!(req("min-fresh=60").usability(&f, at), Usability::Revalidate);
+        assert_eq!(req("max-age=60").usability(&f, at), Usability::Fresh);
+        let later = f.received + Duration::from_secs(120);
+        assert_eq!(req("max-stale=30").usability(&f, later), Usability::Fresh);
+        assert_eq!(req("max-stale=10").usability(&f, later), Usability::Revalidate);
+        let strict = fresh(100, 0, true);
+        assert_eq!(req("max-stale").usability(&strict, later), Usability::Revalidate);
+    }
+
+    #[test]
+    fn pragma_no_cache_only_without_cache_control() {
+        let mut h = HeaderMap::new();
+        h.insert("pragma", HeaderValue::from_static("no-cache"));
+        assert!(RequestDirectives::of(&h).no_cache);
+        h.insert("cache-control", HeaderValue::from_static("max-age=5"));
+        assert!(!RequestDirectives::of(&h).no_cache);
+    }
+}

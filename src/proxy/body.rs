@@ -1,0 +1,156 @@
+//! Response bodies of the data plane: whole bytes (hits, errors) or the upstream's stream, optionally recorded
+//! so that a complete, intact body can be stored once its last byte has passed to the client.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+/// Errors of a streamed body, boxed as hyper expects.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Called with the complete body once the stream has ended cleanly and its length is right.
+pub type OnComplete = Box<dyn FnOnce(Bytes) + Send>;
+
+/// The body of every response edgecache sends to a client.
+pub enum ProxyBody {
+    /// Whole bytes in memory (a cached body, an error page); `None` once sent.
+    Full(Option<Bytes>),
+    /// The upstream's body, passed through as it arrives.
+    Stream(RecordingBody),
+}
+
+impl ProxyBody {
+    /// A body of whole bytes.
+    pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+        let bytes = bytes.into();
+        ProxyBody::Full(if bytes.is_empty() { None } else { Some(bytes) })
+    }
+
+    /// No body.
+    pub fn empty() -> ProxyBody {
+        ProxyBody::Full(None)
+    }
+
+    /// The upstream's body, passed through without recording.
+    pub fn stream(inner: Incoming) -> ProxyBody {
+        ProxyBody::Stream(RecordingBody { inner, recorder: None })
+    }
+
+    /// The upstream's body, recorded up to `limit` bytes; `on_complete` gets it if it ends cleanly with
+    /// `expected_len` bytes (when the upstream announced a length).
+    pub fn recorded(inner: Incoming, limit: u64, expected_len: Option<u64>, on_complete: OnComplete) -> ProxyBody {
+        let recorder = Recorder { buf: BytesMut::new(), limit, expected_len, on_complete: Some(on_complete) };
+        ProxyBody::Stream(RecordingBody { inner, recorder: Some(recorder) })
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Stream(stream) => Pin::new(stream).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Full(bytes) => bytes.is_none(),
+            ProxyBody::Stream(stream) => stream.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            ProxyBody::Full(None) => SizeHint::with_exact(0),
+            ProxyBody::Stream(stream) => stream.inner.size_hint(),
+        }
+    }
+}
+
+/// The upstream's body with an optional recorder. Dropping it early (the client left) stores nothing.
+pub struct RecordingBody {
+    inner: Incoming,
+    recorder: Option<Recorder>,
+}
+
+struct Recorder {
+    buf: BytesMut,
+    limit: u64,
+    expected_len: Option<u64>,
+    on_complete: Option<OnComplete>,
+}
+
+impl Recorder {
+    /// Keeps a chunk; returns false when the body outgrew the limit (the recording is then abandoned).
+    fn record(&mut self, chunk: &Bytes) -> bool {
+        if self.buf.len() as u64 + chunk.len() as u64 > self.limit {
+            return false;
+        }
+        if self.buf.is_empty() {
+            if let Some(expected) = self.expected_len.filter(|&n| n <= self.limit) {
+                self.buf.reserve(expected as usize);
+            }
+        }
+        self.buf.extend_from_slice(chunk);
+        true
+    }
+
+    fn finish(mut self) {
+        let complete = self.expected_len.is_none_or(|n| n == self.buf.len() as u64);
+        if let (true, Some(on_complete)) = (complete, self.on_complete.take()) {
+            on_complete(self.buf.freeze());
+        }
+    }
+}
+
+impl Body for RecordingBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let (Some(recorder), Some(data)) = (this.recorder.as_mut(), frame.data_ref()) {
+                    if !recorder.record(data) {
+                        this.recorder = None;
+                    }
+                }
+                // hyper stops polling once a body of known length has been sent, so finish on the last frame.
+                if this.inner.is_end_stream() {
+                    if let Some(recorder) = this.recorder.take() {
+                        recorder.finish();
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(error)) => {
+                // A body that failed mid-stream is never stored.
+                this.recorder = None;
+                Poll::Ready(Some(Err(Box::new(error))))
+            }
+            None => {
+                if let Some(recorder) = this.recorder.take() {
+                    recorder.finish();
+                }
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // While recording, report the end only through poll_frame, so the recorder always sees it.
+        self.recorder.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

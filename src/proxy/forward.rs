@@ -1,0 +1,124 @@
+//! What a proxy changes in the messages it forwards: hop-by-hop fields removed (RFC 9110 §7.6.1), `Via` added on
+//! both ways, `X-Forwarded-For` / `X-Forwarded-Proto` added to requests, `Host` kept, and loop detection by `Via`.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Version};
+
+/// Fields that describe one connection, never forwarded.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Removes hop-by-hop fields, including those named in `Connection`, and `Upgrade`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+/// The `Via` entry of this node for a message received with `version`: `1.1 edge-1`.
+pub fn via_entry(version: Version, node_id: &str) -> String {
+    let protocol = match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    };
+    format!("{protocol} {node_id}")
+}
+
+/// Appends this node's entry to `Via`.
+pub fn append_via(headers: &mut HeaderMap, entry: &str) {
+    if let Ok(value) = HeaderValue::from_str(entry) {
+        headers.append(header::VIA, value);
+    }
+}
+
+/// Whether a request already passed through the node named `node_id` (its own id in `Via`): a loop.
+pub fn is_loop(headers: &HeaderMap, node_id: &str) -> bool {
+    headers
+        .get_all(header::VIA)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|hop| hop.split_whitespace().nth(1) == Some(node_id))
+}
+
+/// Adds `X-Forwarded-For` (appending the client's address) and `X-Forwarded-Proto`.
+pub fn add_forwarded_for(headers: &mut HeaderMap, client: IpAddr, scheme: &str) {
+    let previous: Vec<String> = headers
+        .get_all(HeaderName::from_static("x-forwarded-for"))
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    let mut list = previous.join(", ");
+    if !list.is_empty() {
+        list.push_str(", ");
+    }
+    list.push_str(&client.to_string());
+    if let Ok(value) = HeaderValue::from_str(&list) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+    }
+    if !headers.contains_key("x-forwarded-proto") {
+        headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static(static_scheme(scheme)));
+    }
+}
+
+fn static_scheme(scheme: &str) -> &'static str {
+    if scheme == "https" { "https" } else { "http" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_named_fields() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn via_detects_loops_by_node_id() {
+        let mut h = HeaderMap::new();
+        append_via(&mut h, &via_entry(Version::HTTP_11, "edge-1"));
+        append_via(&mut h, &via_entry(Version::HTTP_2, "shield-1"));
+        assert!(is_loop(&h, "edge-1"));
+        assert!(is_loop(&h, "shield-1"));
+        assert!(!is_loop(&h, "edge"));
+    }
+
+    #[test]
+    fn forwarded_for_appends() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        add_forwarded_for(&mut h, "127.0.0.1".parse().expect("ip"), "https");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+    }
+}

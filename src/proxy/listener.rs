@@ -1,0 +1,140 @@
+//! Accepting client connections: plain HTTP/1.1 + h2c, or TLS (HTTP/1.1 + h2 by ALPN), served by hyper with the
+//! request-head limits (431), the slow-header timeout, and graceful draining on shutdown.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use super::pipeline::{ClientConn, Proxy};
+use crate::config::ServerConfig;
+
+/// The HTTP server settings shared by every connection of a node.
+#[derive(Clone)]
+pub struct ConnectionBuilder {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    handshake_timeout: Duration,
+}
+
+impl ConnectionBuilder {
+    /// Applies `[server]` limits: request-head size and field count, header read timeout, h2 header list size.
+    pub fn new(server: &ServerConfig) -> ConnectionBuilder {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        let head_limit = usize::try_from(server.max_header_size).unwrap_or(usize::MAX).max(8192);
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(server.header_read_timeout)
+            .max_buf_size(head_limit)
+            .max_headers(server.max_headers)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(head_limit).unwrap_or(u32::MAX))
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            .keep_alive_timeout(server.idle_timeout);
+        ConnectionBuilder { builder: Arc::new(builder), handshake_timeout: server.header_read_timeout }
+    }
+}
+
+/// Where connections come from and how they are wrapped.
+pub enum Transport {
+    Plain,
+    Tls(TlsAcceptor),
+}
+
+/// Accepts connections until `shutdown`, serving each on its own task; connections are watched by `graceful` so
+/// that shutdown can wait for in-flight requests.
+pub async fn accept_loop(
+    listener: TcpListener,
+    transport: Transport,
+    proxy: Arc<Proxy>,
+    connections: ConnectionBuilder,
+    graceful: Arc<GracefulShutdown>,
+    shutdown: CancellationToken,
+) {
+    let kind = match transport {
+        Transport::Plain => "http",
+        Transport::Tls(_) => "https",
+    };
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                // Out of file descriptors and the like: wait a little rather than spin.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = ClientConn { peer, scheme: if kind == "https" { "https" } else { "http" } };
+        let proxy = proxy.clone();
+        let connections = connections.clone();
+        let watcher = graceful.watcher();
+        let acceptor = match &transport {
+            Transport::Plain => None,
+            Transport::Tls(acceptor) => Some(acceptor.clone()),
+        };
+        tokio::spawn(async move {
+            let gauge = proxy.metrics.open_connections.with_label_values(&[kind]);
+            gauge.inc();
+            serve_connection(stream, acceptor, conn, proxy.clone(), connections, watcher).await;
+            gauge.dec();
+        });
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    acceptor: Option<TlsAcceptor>,
+    conn: ClientConn,
+    proxy: Arc<Proxy>,
+    connections: ConnectionBuilder,
+    watcher: Watcher,
+) {
+    let metrics = proxy.metrics.clone();
+    let service = service_fn(move |request| {
+        let proxy = proxy.clone();
+        async move { Ok::<_, Infallible>(proxy.handle(request, conn).await) }
+    });
+    let result = match acceptor {
+        None => {
+            let connection = connections.builder.serve_connection(TokioIo::new(stream), service).into_owned();
+            watcher.watch(connection).await
+        }
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(connections.handshake_timeout, acceptor.accept(stream)).await;
+            let tls = match handshake {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    metrics.tls_handshake_errors.inc();
+                    tracing::debug!(client = %conn.peer, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    metrics.tls_handshake_errors.inc();
+                    tracing::debug!(client = %conn.peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let connection = connections.builder.serve_connection(TokioIo::new(tls), service).into_owned();
+            watcher.watch(connection).await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(client = %conn.peer, %error, "connection ended with an error");
+    }
+}

@@ -1,0 +1,13 @@
+//! The data plane: accepting connections, the life of each request, what is forwarded and how, the client to the
+//! origin, and the responses this node writes itself.
+
+pub mod body;
+pub mod forward;
+pub mod listener;
+pub mod pipeline;
+pub mod respond;
+pub mod upstream;
+
+pub use body::ProxyBody;
+pub use pipeline::{ClientConn, OriginTarget, Proxy};
+pub use upstream::Upstream;

@@ -1,0 +1,427 @@
+//! The life of a request, read top to bottom:
+//! admit → key → lookup (fresh hit / stale / miss) → fetch from the origin → store if RFC 9111 allows → respond
+//! (`Cache-Status`, `Age`, `Via`) → metrics and log.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use http::header::{self, HeaderValue};
+use http::uri::{Authority, Scheme};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, request};
+use http_body_util::{BodyExt, Either, Empty, Limited};
+use hyper::body::Incoming;
+
+use super::body::ProxyBody;
+use super::forward;
+use super::respond;
+use super::upstream::{Upstream, UpstreamBody, UpstreamError};
+use crate::cache::{CachedObject, Lookup, PrimaryKey, Store, VariantKey};
+use crate::metrics::Metrics;
+use crate::policy::conditional::{add_revalidation_headers, client_not_modified, merge_not_modified};
+use crate::policy::{CacheStatus, Forward, RequestDirectives, StoreDecision, Usability};
+
+/// How a client reached this node.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientConn {
+    pub peer: std::net::SocketAddr,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+}
+
+/// Where misses go: the origin's scheme and authority (its path, if any, is not used).
+#[derive(Debug, Clone)]
+pub struct OriginTarget {
+    pub scheme: Scheme,
+    pub authority: Authority,
+}
+
+/// Everything the data plane needs, built once per node and shared by every connection.
+pub struct Proxy {
+    pub node_id: Arc<str>,
+    pub store: Arc<Store>,
+    pub upstream: Upstream,
+    pub origin: OriginTarget,
+    pub metrics: Arc<Metrics>,
+    /// Variants being refreshed in the background (stale-while-revalidate), so one refresh runs per variant.
+    refreshing: Mutex<HashSet<VariantKey>>,
+}
+
+impl Proxy {
+    /// Assembles the data plane.
+    pub fn new(
+        node_id: &str,
+        store: Arc<Store>,
+        upstream: Upstream,
+        origin: OriginTarget,
+        metrics: Arc<Metrics>,
+    ) -> Proxy {
+        Proxy { node_id: node_id.into(), store, upstream, origin, metrics, refreshing: Mutex::new(HashSet::new()) }
+    }
+
+    /// Answers one client request, start to end.
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>, conn: ClientConn) -> Response<ProxyBody> {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let version = request.version();
+        let path = request.uri().path().to_string();
+        let (mut response, status) = self.serve(request, conn).await;
+        respond::decorate(response.headers_mut(), &status, &self.node_id, version);
+
+        let outcome = status.outcome().as_str();
+        let code = response.status();
+        self.metrics.requests.with_label_values(&[outcome, method.as_str(), code.as_str()]).inc();
+        self.metrics.request_duration.with_label_values(&[outcome]).observe(started.elapsed().as_secs_f64());
+        tracing::debug!(
+            target: "access", client = %conn.peer, %method, path, code = code.as_u16(), cache = outcome,
+            micros = started.elapsed().as_micros() as u64, "request"
+        );
+        response
+    }
+
+    async fn serve(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        conn: ClientConn,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        // Admit.
+        if forward::is_loop(request.headers(), &self.node_id) {
+            let status = CacheStatus { detail: Some("loop"), error: true, ..CacheStatus::default() };
+            return (respond::error(StatusCode::LOOP_DETECTED, "loop detected: this node is already in Via"), status);
+        }
+        let Some(host) = request_host(&request) else {
+            let status = CacheStatus { detail: Some("no-host"), error: true, ..CacheStatus::default() };
+            return (respond::error(StatusCode::BAD_REQUEST, "the request names no host"), status);
+        };
+
+        // Key.
+        let primary = PrimaryKey::new(conn.scheme, &host, request.uri());
+        let method = request.method();
+        if (method != Method::GET && method != Method::HEAD) || request.headers().contains_key(header::RANGE) {
+            let detail = if request.headers().contains_key(header::RANGE) { "range" } else { "method" };
+            return self.pass(request, conn, detail).await;
+        }
+
+        // Lookup.
+        let directives = RequestDirectives::of(request.headers());
+        let now = SystemTime::now();
+        match self.store.lookup(&primary, request.headers()) {
+            Lookup::Found(key, object) => match directives.usability(&object.freshness, now) {
+                Usability::Fresh => {
+                    let status = CacheStatus::hit(object.freshness.ttl_secs(now));
+                    (self.from_cache(&request, &object, now), status)
+                }
+                Usability::StaleWhileRevalidate => {
+                    self.refresh_in_background(&request, conn, key, object.clone());
+                    let status = CacheStatus { stale: true, ..CacheStatus::hit(object.freshness.ttl_secs(now)) };
+                    (self.from_cache(&request, &object, now), status)
+                }
+                Usability::Revalidate => {
+                    let reason = if directives.no_cache { Forward::Request } else { Forward::Stale };
+                    self.revalidate(request, conn, primary, key, object, reason).await
+                }
+            },
+            Lookup::UriMiss(_) | Lookup::VaryMiss(_) if directives.only_if_cached => {
+                let status = CacheStatus { detail: Some("only-if-cached"), ..CacheStatus::default() };
+                (respond::error(StatusCode::GATEWAY_TIMEOUT, "not in cache (only-if-cached)"), status)
+            }
+            Lookup::UriMiss(_) => self.miss(request, conn, primary, Forward::UriMiss).await,
+            Lookup::VaryMiss(_) => self.miss(request, conn, primary, Forward::VaryMiss).await,
+            Lookup::Uncacheable => self.pass(request, conn, "vary-star").await,
+        }
+    }
+
+    /// A stored object for this request: 304 if the client's conditional holds, else the object.
+    fn from_cache<B>(&self, request: &Request<B>, object: &CachedObject, now: SystemTime) -> Response<ProxyBody> {
+        if client_not_modified(request.method(), request.headers(), &object.headers) {
+            respond::not_modified(object, now)
+        } else {
+            respond::from_cache(object, request.method(), now)
+        }
+    }
+
+    /// Forwards a request the cache does not take part in; the response streams back untouched.
+    async fn pass(
+        &self,
+        request: Request<Incoming>,
+        conn: ClientConn,
+        detail: &'static str,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        let mut status = CacheStatus::forwarded(Forward::Bypass);
+        status.detail = Some(detail);
+        let (parts, body) = request.into_parts();
+        let upstream_request = self.upstream_request(&parts, Either::Left(body), conn);
+        match self.fetch(upstream_request).await {
+            Ok(response) => {
+                status.forward_status = Some(response.status().as_u16());
+                let (mut head, body) = response.into_parts();
+                forward::strip_hop_by_hop(&mut head.headers);
+                (Response::from_parts(head, ProxyBody::stream(body)), status)
+            }
+            Err(error) => self.upstream_failed(error, status),
+        }
+    }
+
+    /// Fetches a response the cache does not have, and stores it as it streams to the client if it may.
+    async fn miss(
+        &self,
+        request: Request<Incoming>,
+        conn: ClientConn,
+        primary: PrimaryKey,
+        reason: Forward,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        let status = CacheStatus::forwarded(reason);
+        let (parts, body) = request.into_parts();
+        let mut upstream_request = self.upstream_request(&parts, Either::Left(body), conn);
+        if parts.method == Method::GET {
+            // Ask for the whole representation so that it can be stored; the client's conditional is answered
+            // by the full response.
+            for name in
+                [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE, header::IF_MATCH, header::IF_UNMODIFIED_SINCE]
+            {
+                upstream_request.headers_mut().remove(name);
+            }
+        }
+        match self.fetch(upstream_request).await {
+            Ok(response) => self.admit(&parts, primary, response, status),
+            Err(error) => self.upstream_failed(error, status),
+        }
+    }
+
+    /// Revalidates a stale stored object (conditionally when it has validators).
+    async fn revalidate(
+        &self,
+        request: Request<Incoming>,
+        conn: ClientConn,
+        primary: PrimaryKey,
+        key: VariantKey,
+        object: Arc<CachedObject>,
+        reason: Forward,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        let mut status = CacheStatus::forwarded(reason);
+        let (parts, body) = request.into_parts();
+        let mut upstream_request = self.upstream_request(&parts, Either::Left(body), conn);
+        let conditional = add_revalidation_headers(&object.headers, upstream_request.headers_mut());
+        let now = SystemTime::now();
+        match self.fetch(upstream_request).await {
+            Ok(response) if conditional && response.status() == StatusCode::NOT_MODIFIED => {
+                let (mut head, _) = response.into_parts();
+                forward::strip_hop_by_hop(&mut head.headers);
+                let refreshed = self.refresh(&parts, key, &object, &head.headers);
+                let now = SystemTime::now();
+                status.hit = true;
+                status.forward_status = Some(304);
+                status.ttl = Some(refreshed.freshness.ttl_secs(now));
+                (self.from_cache(&Request::from_parts(parts, ()), &refreshed, now), status)
+            }
+            Ok(response) if response.status().is_server_error() && may_serve_stale_on_error(&object, now) => {
+                status.forward_status = Some(response.status().as_u16());
+                self.serve_stale_on_error(&parts, &object, status, "upstream-error")
+            }
+            Ok(response) => self.admit(&parts, primary, response, status),
+            Err(error) if may_serve_stale_on_error(&object, now) => {
+                self.serve_stale_on_error(&parts, &object, status, error.detail())
+            }
+            Err(error) => self.upstream_failed(error, status),
+        }
+    }
+
+    fn serve_stale_on_error(
+        &self,
+        parts: &request::Parts,
+        object: &CachedObject,
+        mut status: CacheStatus,
+        detail: &'static str,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        let now = SystemTime::now();
+        status.hit = true;
+        status.stale = true;
+        status.ttl = Some(object.freshness.ttl_secs(now));
+        status.detail = Some(detail);
+        (respond::from_cache(object, &parts.method, now), status)
+    }
+
+    /// Folds a 304 into a stored object and stores the result under the same key; returns the refreshed object.
+    fn refresh(
+        &self,
+        parts: &request::Parts,
+        key: VariantKey,
+        object: &CachedObject,
+        not_modified: &HeaderMap,
+    ) -> CachedObject {
+        let mut headers = object.headers.clone();
+        merge_not_modified(&mut headers, not_modified);
+        let received = SystemTime::now();
+        let decision =
+            StoreDecision::evaluate(&Method::GET, &parts.uri, &parts.headers, object.status, &headers, received);
+        let freshness = match decision {
+            Ok(freshness) => freshness,
+            // The 304 made the response unstorable: answer with it once, keep nothing.
+            Err(_) => {
+                self.store.remove(&key);
+                crate::policy::Freshness { received, fresh_for: std::time::Duration::ZERO, ..object.freshness }
+            }
+        };
+        let refreshed = CachedObject { status: object.status, headers, body: object.body.clone(), freshness };
+        if decision.is_ok() {
+            self.store.replace(key, refreshed.clone());
+        }
+        refreshed
+    }
+
+    /// Turns the upstream's response into the client's, recording the body for the store when it may be stored.
+    fn admit(
+        &self,
+        parts: &request::Parts,
+        primary: PrimaryKey,
+        response: Response<Incoming>,
+        mut status: CacheStatus,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        let received = SystemTime::now();
+        let (mut head, body) = response.into_parts();
+        forward::strip_hop_by_hop(&mut head.headers);
+        status.forward_status = Some(head.status.as_u16());
+        let decision =
+            StoreDecision::evaluate(&parts.method, &parts.uri, &parts.headers, head.status, &head.headers, received);
+        let freshness = match decision {
+            Ok(freshness) => freshness,
+            Err(reason) => {
+                status.detail = Some(reason.as_str());
+                return (Response::from_parts(head, ProxyBody::stream(body)), status);
+            }
+        };
+        let expected_len = content_length(&head.headers);
+        let limit = self.store.max_object_size();
+        if expected_len.is_some_and(|n| n > limit) {
+            status.detail = Some("too-large");
+            return (Response::from_parts(head, ProxyBody::stream(body)), status);
+        }
+        status.stored = true;
+        status.ttl = Some(freshness.ttl_secs(received));
+        let store = self.store.clone();
+        let (object_status, object_headers, request_headers) =
+            (head.status, head.headers.clone(), parts.headers.clone());
+        let on_complete = Box::new(move |bytes| {
+            let object = CachedObject { status: object_status, headers: object_headers, body: bytes, freshness };
+            store.insert(&primary, &request_headers, object);
+        });
+        (Response::from_parts(head, ProxyBody::recorded(body, limit, expected_len, on_complete)), status)
+    }
+
+    /// Refreshes a stale object in the background while clients keep getting the stale copy.
+    fn refresh_in_background<B>(
+        self: &Arc<Self>,
+        request: &Request<B>,
+        conn: ClientConn,
+        key: VariantKey,
+        object: Arc<CachedObject>,
+    ) {
+        {
+            let Ok(mut refreshing) = self.refreshing.lock() else { return };
+            if !refreshing.insert(key.clone()) {
+                return;
+            }
+        }
+        let mut builder = Request::builder().method(Method::GET).uri(request.uri().clone()).version(request.version());
+        if let Some(headers) = builder.headers_mut() {
+            *headers = request.headers().clone();
+        }
+        let Ok(request) = builder.body(()) else { return };
+        let (parts, ()) = request.into_parts();
+        let proxy = self.clone();
+        tokio::spawn(async move {
+            proxy.refresh_now(parts, conn, key.clone(), object).await;
+            if let Ok(mut refreshing) = proxy.refreshing.lock() {
+                refreshing.remove(&key);
+            }
+        });
+    }
+
+    async fn refresh_now(&self, parts: request::Parts, conn: ClientConn, key: VariantKey, object: Arc<CachedObject>) {
+        let mut upstream_request = self.upstream_request(&parts, Either::Right(Empty::new()), conn);
+        let conditional = add_revalidation_headers(&object.headers, upstream_request.headers_mut());
+        let Ok(response) = self.fetch(upstream_request).await else { return };
+        if conditional && response.status() == StatusCode::NOT_MODIFIED {
+            let (mut head, _) = response.into_parts();
+            forward::strip_hop_by_hop(&mut head.headers);
+            self.refresh(&parts, key, &object, &head.headers);
+            return;
+        }
+        let received = SystemTime::now();
+        let (mut head, body) = response.into_parts();
+        forward::strip_hop_by_hop(&mut head.headers);
+        let Ok(freshness) =
+            StoreDecision::evaluate(&parts.method, &parts.uri, &parts.headers, head.status, &head.headers, received)
+        else {
+            return;
+        };
+        let limit = usize::try_from(self.store.max_object_size()).unwrap_or(usize::MAX);
+        let Ok(collected) = Limited::new(body, limit).collect().await else { return };
+        let body = collected.to_bytes();
+        if content_length(&head.headers).is_some_and(|n| n != body.len() as u64) {
+            return;
+        }
+        let object = CachedObject { status: head.status, headers: head.headers, body, freshness };
+        self.store.replace(key, object);
+    }
+
+    /// The request as the origin receives it.
+    fn upstream_request(&self, parts: &request::Parts, body: UpstreamBody, conn: ClientConn) -> Request<UpstreamBody> {
+        let mut uri = Uri::builder().scheme(self.origin.scheme.clone()).authority(self.origin.authority.clone());
+        uri = uri.path_and_query(parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/"));
+        let mut headers = parts.headers.clone();
+        forward::strip_hop_by_hop(&mut headers);
+        if !headers.contains_key(header::HOST) {
+            if let Some(value) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+                headers.insert(header::HOST, value);
+            }
+        }
+        forward::append_via(&mut headers, &forward::via_entry(parts.version, &self.node_id));
+        forward::add_forwarded_for(&mut headers, conn.peer.ip(), conn.scheme);
+        let mut request = Request::new(body);
+        *request.method_mut() = parts.method.clone();
+        if let Ok(uri) = uri.build() {
+            *request.uri_mut() = uri;
+        }
+        *request.headers_mut() = headers;
+        request
+    }
+
+    /// Sends a request to the origin, counting it.
+    async fn fetch(&self, request: Request<UpstreamBody>) -> Result<Response<Incoming>, UpstreamError> {
+        let started = Instant::now();
+        let result = self.upstream.send(request).await;
+        let code = match &result {
+            Ok(response) => response.status().as_str().to_string(),
+            Err(_) => "0".to_string(),
+        };
+        self.metrics.upstream_requests.with_label_values(&["origin", &code]).inc();
+        self.metrics.upstream_duration.with_label_values(&["origin"]).observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    fn upstream_failed(&self, error: UpstreamError, mut status: CacheStatus) -> (Response<ProxyBody>, CacheStatus) {
+        tracing::warn!(error = %error, "upstream request failed");
+        status.error = true;
+        status.detail = Some(error.detail());
+        (respond::error(error.status(), &error.to_string()), status)
+    }
+}
+
+fn may_serve_stale_on_error(object: &CachedObject, now: SystemTime) -> bool {
+    let f = &object.freshness;
+    !f.must_revalidate && !f.stale_if_error.is_zero() && f.staleness(now) <= f.stale_if_error
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// The host a request addresses: the URI's authority (HTTP/2, absolute-form) or the `Host` field.
+fn request_host<B>(request: &Request<B>) -> Option<String> {
+    if let Some(authority) = request.uri().authority() {
+        return Some(authority.as_str().to_string());
+    }
+    let host = request.headers().get(header::HOST)?.to_str().ok()?;
+    (!host.is_empty()).then(|| host.to_string())
+}

@@ -1,0 +1,65 @@
+//! Responses this node writes itself (errors with a short plain body, 304s from cache, hits) and the fields every
+//! answer gets on its way out: `Cache-Status`, `Via`, `Age`.
+
+use std::time::SystemTime;
+
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Method, Response, StatusCode, Version};
+
+use super::body::ProxyBody;
+use super::forward;
+use crate::cache::CachedObject;
+use crate::policy::CacheStatus;
+use crate::policy::conditional::NOT_MODIFIED_FIELDS;
+
+/// An error answer of this node's own: status, a one-line plain-text body, no caching.
+pub fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::full(format!("{message}\n")));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A stored object as a response to `method` (no body for `HEAD`), with its current `Age`.
+pub fn from_cache(object: &CachedObject, method: &Method, now: SystemTime) -> Response<ProxyBody> {
+    let body = if method == Method::HEAD { ProxyBody::empty() } else { ProxyBody::full(object.body.clone()) };
+    let mut response = Response::new(body);
+    *response.status_mut() = object.status;
+    *response.headers_mut() = object.headers.clone();
+    set_age(response.headers_mut(), object, now);
+    response
+}
+
+/// A 304 answer to a client's conditional request, from a stored object (RFC 9110 §15.4.5).
+pub fn not_modified(object: &CachedObject, now: SystemTime) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::empty());
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    let headers = response.headers_mut();
+    for name in NOT_MODIFIED_FIELDS.iter().chain([&header::LAST_MODIFIED]) {
+        for value in object.headers.get_all(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    set_age(headers, object, now);
+    response
+}
+
+fn set_age(headers: &mut HeaderMap, object: &CachedObject, now: SystemTime) {
+    let age = object.freshness.age(now).as_secs();
+    headers.insert(header::AGE, HeaderValue::from(age));
+}
+
+/// Adds this node's `Cache-Status` entry (after any upstream entries) and its `Via` entry.
+pub fn decorate(headers: &mut HeaderMap, status: &CacheStatus, node_id: &str, version: Version) {
+    let entry = status.entry(node_id).to_string();
+    let combined = match headers.get(header::HeaderName::from_static("cache-status")) {
+        Some(previous) => format!("{}, {entry}", String::from_utf8_lossy(previous.as_bytes())),
+        None => entry,
+    };
+    if let Ok(value) = HeaderValue::from_str(&combined) {
+        headers.insert(header::HeaderName::from_static("cache-status"), value);
+    }
+    forward::append_via(headers, &forward::via_entry(version, node_id));
+}
