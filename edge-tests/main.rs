@@ -1,1 +1,7 @@
+//! Integration tests: real origins, real edgecache nodes and real clients on 127.0.0.1.
 
+mod support;
+
+mod caching;
+mod proxying;
+mod streaming;

@@ -59,10 +59,8 @@ impl RequestDirectives {
         if self.max_age.is_some_and(|max| age > Duration::from_secs(max)) {
             return Usability::Revalidate;
         }
-        if let Some(min_fresh) = self.min_fresh {
-            if freshness.remaining(now) < Duration::from_secs(min_fresh) {
-                return Usability::Revalidate;
-            }
+        if self.min_fresh.is_some_and(|min| freshness.remaining(now) < Duration::from_secs(min)) {
+            return Usability::Revalidate;
         }
         if freshness.is_fresh(now) {
             return Usability::Fresh;

@@ -93,10 +93,10 @@ impl Recorder {
         if self.buf.len() as u64 + chunk.len() as u64 > self.limit {
             return false;
         }
-        if self.buf.is_empty() {
-            if let Some(expected) = self.expected_len.filter(|&n| n <= self.limit) {
-                self.buf.reserve(expected as usize);
-            }
+        if self.buf.is_empty()
+            && let Some(expected) = self.expected_len.filter(|&n| n <= self.limit)
+        {
+            self.buf.reserve(expected as usize);
         }
         self.buf.extend_from_slice(chunk);
         true
@@ -118,16 +118,16 @@ impl Body for RecordingBody {
         let this = self.get_mut();
         match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
             Some(Ok(frame)) => {
-                if let (Some(recorder), Some(data)) = (this.recorder.as_mut(), frame.data_ref()) {
-                    if !recorder.record(data) {
-                        this.recorder = None;
-                    }
+                if let (Some(recorder), Some(data)) = (this.recorder.as_mut(), frame.data_ref())
+                    && !recorder.record(data)
+                {
+                    this.recorder = None;
                 }
                 // hyper stops polling once a body of known length has been sent, so finish on the last frame.
-                if this.inner.is_end_stream() {
-                    if let Some(recorder) = this.recorder.take() {
-                        recorder.finish();
-                    }
+                if this.inner.is_end_stream()
+                    && let Some(recorder) = this.recorder.take()
+                {
+                    recorder.finish();
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

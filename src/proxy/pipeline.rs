@@ -109,12 +109,12 @@ impl Proxy {
             Lookup::Found(key, object) => match directives.usability(&object.freshness, now) {
                 Usability::Fresh => {
                     let status = CacheStatus::hit(object.freshness.ttl_secs(now));
-                    (self.from_cache(&request, &object, now), status)
+                    (self.answer_from_cache(&request, &object, now), status)
                 }
                 Usability::StaleWhileRevalidate => {
                     self.refresh_in_background(&request, conn, key, object.clone());
                     let status = CacheStatus { stale: true, ..CacheStatus::hit(object.freshness.ttl_secs(now)) };
-                    (self.from_cache(&request, &object, now), status)
+                    (self.answer_from_cache(&request, &object, now), status)
                 }
                 Usability::Revalidate => {
                     let reason = if directives.no_cache { Forward::Request } else { Forward::Stale };
@@ -132,7 +132,12 @@ impl Proxy {
     }
 
     /// A stored object for this request: 304 if the client's conditional holds, else the object.
-    fn from_cache<B>(&self, request: &Request<B>, object: &CachedObject, now: SystemTime) -> Response<ProxyBody> {
+    fn answer_from_cache<B>(
+        &self,
+        request: &Request<B>,
+        object: &CachedObject,
+        now: SystemTime,
+    ) -> Response<ProxyBody> {
         if client_not_modified(request.method(), request.headers(), &object.headers) {
             respond::not_modified(object, now)
         } else {
@@ -212,7 +217,7 @@ impl Proxy {
                 status.hit = true;
                 status.forward_status = Some(304);
                 status.ttl = Some(refreshed.freshness.ttl_secs(now));
-                (self.from_cache(&Request::from_parts(parts, ()), &refreshed, now), status)
+                (self.answer_from_cache(&Request::from_parts(parts, ()), &refreshed, now), status)
             }
             Ok(response) if response.status().is_server_error() && may_serve_stale_on_error(&object, now) => {
                 status.forward_status = Some(response.status().as_u16());
@@ -371,10 +376,10 @@ impl Proxy {
         uri = uri.path_and_query(parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/"));
         let mut headers = parts.headers.clone();
         forward::strip_hop_by_hop(&mut headers);
-        if !headers.contains_key(header::HOST) {
-            if let Some(value) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
-                headers.insert(header::HOST, value);
-            }
+        if !headers.contains_key(header::HOST)
+            && let Some(value) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            headers.insert(header::HOST, value);
         }
         forward::append_via(&mut headers, &forward::via_entry(parts.version, &self.node_id));
         forward::add_forwarded_for(&mut headers, conn.peer.ip(), conn.scheme);

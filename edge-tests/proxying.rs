@@ -1,0 +1,105 @@
+//! The reverse proxy itself: what is forwarded, how, and the clear errors when the origin fails or the request is bad.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{Reply, TestNode, TestOrigin, cache_status, client, header};
+
+#[tokio::test]
+async fn post_passes_through_with_its_body() {
+    let origin = TestOrigin::start(|seen, _| Reply::ok(seen.body.clone(), &[("cache-control", "max-age=60")])).await;
+    let node = TestNode::start(&origin, |_| {}).await;
+    let http = client();
+    for _ in 0..2 {
+        let response = http.post(node.url("/form")).body("a=1&b=2").send().await.expect("post");
+        assert_eq!(response.status(), 200);
+        assert!(cache_status(&response).contains("fwd=bypass"), "{}", cache_status(&response));
+        assert_eq!(response.text().await.expect("body"), "a=1&b=2");
+    }
+    assert_eq!(origin.hits(), 2, "POST is never answered from cache");
+    assert!(origin.seen().iter().all(|s| s.method == "POST"));
+}
+
+#[tokio::test]
+async fn proxy_headers_are_rewritten() {
+    let origin = TestOrigin::start(|_, _| {
+        Reply::ok("x", &[("connection", "x-hop"), ("x-hop", "1"), ("cache-control", "no-store")])
+    })
+    .await;
+    let node = TestNode::start(&origin, |_| {}).await;
+    let response = client()
+        .get(node.url("/p"))
+        .header("host", "www.example.test")
+        .header("connection", "keep-alive, x-private")
+        .header("x-private", "secret")
+        .header("x-forwarded-for", "203.0.113.7")
+        .send()
+        .await
+        .expect("get");
+    assert!(header(&response, "via").ends_with("1.1 test-edge"), "{}", header(&response, "via"));
+    assert!(response.headers().get("x-hop").is_none(), "hop-by-hop response fields are dropped");
+    let seen = &origin.seen()[0];
+    assert_eq!(seen.headers["host"], "www.example.test", "Host is kept");
+    assert!(seen.headers.get("x-private").is_none(), "fields named in Connection are dropped");
+    assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "http");
+    assert_eq!(seen.headers["via"], "1.1 test-edge");
+}
+
+#[tokio::test]
+async fn origin_down_gives_a_fast_502() {
+    // Reserve a port, then close it so that nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let origin = TestOrigin::start(|_, _| Reply::ok("unused", &[])).await;
+    let node = TestNode::start(&origin, |config| {
+        config.origin.url = Some(format!("http://{closed}").parse().expect("url"));
+    })
+    .await;
+    let started = Instant::now();
+    let response = client().get(node.url("/down")).send().await.expect("answer");
+    assert_eq!(response.status(), 502);
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    assert!(cache_status(&response).contains("detail=connect-error"), "{}", cache_status(&response));
+    assert!(response.text().await.expect("body").contains("origin unreachable"));
+}
+
+#[tokio::test]
+async fn slow_origin_gives_a_504() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("late", &[]).delayed(Duration::from_secs(3))).await;
+    let node = TestNode::start(&origin, |config| config.origin.response_timeout = Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let response = client().get(node.url("/slow")).send().await.expect("answer");
+    assert_eq!(response.status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn oversized_request_headers_get_431() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("x", &[])).await;
+    let node = TestNode::start(&origin, |config| config.server.max_header_size = 16 * 1024).await;
+    let response = client().get(node.url("/big")).header("x-big", "a".repeat(32 * 1024)).send().await.expect("answer");
+    assert_eq!(response.status(), 431);
+    assert_eq!(origin.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_request_that_already_passed_this_node_is_a_loop() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("x", &[])).await;
+    let node = TestNode::start(&origin, |_| {}).await;
+    let response =
+        client().get(node.url("/loop")).header("via", "1.1 other, 1.1 test-edge").send().await.expect("answer");
+    assert_eq!(response.status(), 508);
+    assert_eq!(origin.hits(), 0);
+}
+
+#[tokio::test]
+async fn h2c_clients_share_the_cache_with_http1_clients() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("both", &[("cache-control", "max-age=60")])).await;
+    let node = TestNode::start(&origin, |_| {}).await;
+    client().get(node.url("/shared")).send().await.expect("h1").bytes().await.expect("body");
+    let h2 = reqwest::Client::builder().no_proxy().http2_prior_knowledge().build().expect("h2 client");
+    let response = h2.get(node.url("/shared")).send().await.expect("h2");
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert!(cache_status(&response).contains("hit"), "{}", cache_status(&response));
+    assert!(header(&response, "via").ends_with("2 test-edge"));
+    assert_eq!(origin.hits(), 1);
+}

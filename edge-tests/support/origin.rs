@@ -1,0 +1,177 @@
+//! A real hyper origin for the tests: answers each request with whatever the test's handler says (status, headers,
+//! body, delays, a body cut short), and records every request that reaches it.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type OriginBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+/// A request as the origin saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: Method,
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// How the origin answers one request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: ReplyBody,
+    /// Wait this long before the response head.
+    pub delay: Duration,
+}
+
+/// The body of a reply.
+#[derive(Debug, Clone)]
+pub enum ReplyBody {
+    Bytes(Bytes),
+    /// Announce `declared` bytes with Content-Length, send `sent`, then fail the stream.
+    CutShort {
+        declared: usize,
+        sent: Bytes,
+    },
+    /// `count` chunks of `chunk` bytes each (byte value = chunk index), streamed.
+    Chunks {
+        chunk: usize,
+        count: usize,
+    },
+}
+
+impl Reply {
+    /// 200 with `body` and the given headers.
+    pub fn ok(body: impl Into<Bytes>, headers: &[(&'static str, &str)]) -> Reply {
+        Reply {
+            status: StatusCode::OK,
+            headers: headers.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            body: ReplyBody::Bytes(body.into()),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// A reply with only a status and headers.
+    pub fn status(status: u16, headers: &[(&'static str, &str)]) -> Reply {
+        let mut reply = Reply::ok(Bytes::new(), headers);
+        reply.status = StatusCode::from_u16(status).expect("valid status");
+        reply
+    }
+
+    /// The same reply after `delay`.
+    pub fn delayed(mut self, delay: Duration) -> Reply {
+        self.delay = delay;
+        self
+    }
+}
+
+type Handler = dyn Fn(&Seen, usize) -> Reply + Send + Sync;
+
+/// A running test origin.
+pub struct TestOrigin {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl TestOrigin {
+    /// Starts an origin whose `handler` gets each request and how many requests came before it.
+    pub async fn start(handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> TestOrigin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+        let addr = listener.local_addr().expect("origin addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let recorded = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let (handler, recorded) = (handler.clone(), recorded.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| answer(request, handler.clone(), recorded.clone()));
+                    let _ =
+                        auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        TestOrigin { addr, seen }
+    }
+
+    /// The origin's base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("origin log").clone()
+    }
+
+    /// How many requests reached the origin.
+    pub fn hits(&self) -> usize {
+        self.seen.lock().expect("origin log").len()
+    }
+}
+
+async fn answer(
+    request: Request<Incoming>,
+    handler: Arc<Handler>,
+    recorded: Arc<Mutex<Vec<Seen>>>,
+) -> Result<Response<OriginBody>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let path_and_query = parts.uri.path_and_query().map(|pq| pq.to_string()).unwrap_or_default();
+    let seen = Seen { method: parts.method, path_and_query, headers: parts.headers, body };
+    let index = {
+        let mut log = recorded.lock().expect("origin log");
+        log.push(seen.clone());
+        log.len() - 1
+    };
+    let reply = handler(&seen, index);
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let declared = match &reply.body {
+        ReplyBody::CutShort { declared, .. } => Some(*declared),
+        _ => None,
+    };
+    let body: OriginBody = match reply.body {
+        ReplyBody::Bytes(bytes) => http_body_util::Full::new(bytes).map_err(|never| match never {}).boxed(),
+        ReplyBody::CutShort { sent, .. } => {
+            let frames = stream::iter(vec![
+                Ok(Frame::data(sent)),
+                Err::<Frame<Bytes>, BoxError>("origin cut the body short".into()),
+            ]);
+            BodyExt::boxed(StreamBody::new(frames.then(|item| async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                item
+            })))
+        }
+        ReplyBody::Chunks { chunk, count } => {
+            let frames =
+                stream::iter(0..count).map(move |i| Ok::<_, BoxError>(Frame::data(Bytes::from(vec![i as u8; chunk]))));
+            BodyExt::boxed(StreamBody::new(frames))
+        }
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = reply.status;
+    for (name, value) in reply.headers {
+        response.headers_mut().append(name, HeaderValue::from_str(&value).expect("header value"));
+    }
+    if let Some(declared) = declared {
+        response.headers_mut().insert("content-length", HeaderValue::from(declared));
+    }
+    Ok(response)
+}
