@@ -4,14 +4,17 @@
 //! hands out [`tokio_rustls::TlsAcceptor`]s (ALPN `h2`, then `http/1.1`), and can [`reload`]
 //! the certificates in place: the rustls `ServerConfig` never changes, only the name →
 //! certificate table behind its resolver, which is swapped atomically. A failed reload changes
-//! nothing.
+//! nothing. [`origin_client_config`] is the other direction: the rustls config for `https://`
+//! origins.
 //!
 //! Files: `certs.rs` loads one chain and key, `names.rs` reads the leaf's DNS names, `sni.rs`
-//! picks a certificate per handshake, `error.rs` holds [`TlsError`].
+//! picks a certificate per handshake, `client.rs` builds the origin client config, `error.rs`
+//! holds [`TlsError`].
 //!
 //! [`reload`]: TlsTerminator::reload
 
 mod certs;
+mod client;
 mod error;
 mod names;
 mod sni;
@@ -28,6 +31,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::model::TlsCertConfig;
 
+pub use client::origin_client_config;
 pub use error::TlsError;
 
 use sni::{SniMap, SniResolver};
