@@ -3,5 +3,7 @@
 mod support;
 
 mod caching;
+mod lifecycle;
 mod proxying;
 mod streaming;
+mod tls;

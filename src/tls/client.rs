@@ -42,17 +42,10 @@ use super::certs::read_cert_chain;
 /// The CA file cannot be read, is not PEM, holds no certificate, or holds a certificate the
 /// root store rejects; every such error names the file.
 pub fn origin_client_config(ca_file: Option<&Path>) -> Result<ClientConfig, TlsError> {
-    let mut roots = RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+    let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     if let Some(path) = ca_file {
         for ca in read_cert_chain(path)? {
-            roots
-                .add(ca)
-                .map_err(|source| TlsError::InvalidCaCertificate {
-                    path: path.to_owned(),
-                    source,
-                })?;
+            roots.add(ca).map_err(|source| TlsError::InvalidCaCertificate { path: path.to_owned(), source })?;
         }
     }
     let config = ClientConfig::builder_with_provider(Arc::new(super::provider()))
@@ -94,10 +87,7 @@ mod tests {
         let server = testutil::spawn_server(&[origin.config()]).await;
 
         let mut trusting = origin_client_config(Some(&origin.cert)).expect("config");
-        trusting.alpn_protocols = crate::tls::ALPN_PROTOCOLS
-            .iter()
-            .map(|p| p.to_vec())
-            .collect();
+        trusting.alpn_protocols = crate::tls::ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
         let conn = testutil::connect(server.addr, Arc::new(trusting), "origin.test")
             .await
             .expect("handshake with the private CA trusted");
@@ -120,16 +110,10 @@ mod tests {
 
         let empty = fx.write("empty-ca.pem", "");
         let err = origin_client_config(Some(&empty)).expect_err("must fail");
-        assert_eq!(
-            err.to_string(),
-            format!("{}: no certificate found", empty.display())
-        );
+        assert_eq!(err.to_string(), format!("{}: no certificate found", empty.display()));
 
         let junk = fx.write("junk-ca.pem", &testutil::pem("CERTIFICATE", b"junk"));
         let err = origin_client_config(Some(&junk)).expect_err("must fail");
-        assert!(
-            matches!(err, TlsError::InvalidCaCertificate { .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, TlsError::InvalidCaCertificate { .. }), "{err:?}");
     }
 }

@@ -75,10 +75,7 @@ impl TlsTerminator {
             .with_no_client_auth()
             .with_cert_resolver(Arc::clone(&resolver) as _);
         config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
-        Ok(Self {
-            resolver,
-            config: Arc::new(config),
-        })
+        Ok(Self { resolver, config: Arc::new(config) })
     }
 
     /// An acceptor for one listener (or one connection); all share the same configuration.

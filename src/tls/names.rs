@@ -72,10 +72,8 @@ fn read_general_names(der: &[u8], names: &mut Vec<String>) -> Result<(), Malform
         if tag != DNS_NAME {
             continue;
         }
-        let name = std::str::from_utf8(value)
-            .ok()
-            .filter(|s| s.is_ascii())
-            .ok_or(MalformedCert("dNSName is not ASCII"))?;
+        let name =
+            std::str::from_utf8(value).ok().filter(|s| s.is_ascii()).ok_or(MalformedCert("dNSName is not ASCII"))?;
         let name = normalize(name);
         if !name.is_empty() && !names.contains(&name) {
             names.push(name);
@@ -129,9 +127,7 @@ impl<'a> Reader<'a> {
             }
             let (bytes, after) = rest.split_at_checked(count).ok_or(TRUNCATED)?;
             rest = after;
-            bytes
-                .iter()
-                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
+            bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
         };
         let (value, after) = rest.split_at_checked(len).ok_or(TRUNCATED)?;
         self.rest = after;
@@ -152,10 +148,7 @@ mod tests {
     #[test]
     fn reads_exact_and_wildcard_names_in_order() {
         let der = cert_for(&["a.test", "*.Wild.Test", "b.test."]);
-        assert_eq!(
-            dns_names(&der).expect("parse"),
-            vec!["a.test", "*.wild.test", "b.test"]
-        );
+        assert_eq!(dns_names(&der).expect("parse"), vec!["a.test", "*.wild.test", "b.test"]);
     }
 
     #[test]

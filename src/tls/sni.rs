@@ -49,12 +49,7 @@ impl SniMap {
                 table.entry(key).or_insert_with(|| Arc::clone(&cert.key));
             }
         }
-        Some(Self {
-            default,
-            exact,
-            wildcard,
-            count,
-        })
+        Some(Self { default, exact, wildcard, count })
     }
 
     /// Number of certificates in the table.
@@ -64,10 +59,7 @@ impl SniMap {
 
     /// The certificate for a client-sent server name (or the default).
     pub(crate) fn lookup(&self, server_name: Option<&str>) -> &Arc<CertifiedKey> {
-        server_name
-            .map(normalize)
-            .and_then(|name| self.find(&name))
-            .unwrap_or(&self.default)
+        server_name.map(normalize).and_then(|name| self.find(&name)).unwrap_or(&self.default)
     }
 
     /// Exact match first, then a wildcard covering exactly the first label.
@@ -76,9 +68,7 @@ impl SniMap {
             return Some(key);
         }
         match name.split_once('.') {
-            Some((label, parent)) if !label.is_empty() && !parent.is_empty() => {
-                self.wildcard.get(parent)
-            }
+            Some((label, parent)) if !label.is_empty() && !parent.is_empty() => self.wildcard.get(parent),
             _ => None,
         }
     }
@@ -93,9 +83,7 @@ pub(crate) struct SniResolver {
 impl SniResolver {
     /// A resolver serving `map`.
     pub(crate) fn new(map: SniMap) -> Self {
-        Self {
-            map: ArcSwap::from_pointee(map),
-        }
+        Self { map: ArcSwap::from_pointee(map) }
     }
 
     /// Atomically replaces the table; handshakes already past certificate selection keep theirs.
@@ -168,14 +156,7 @@ mod tests {
     #[test]
     fn exact_beats_wildcard_and_first_entry_wins_duplicates() {
         let fx = Fixture::new();
-        let (map, k) = map_of(
-            &fx,
-            &[
-                &["*.example.com"],
-                &["www.example.com"],
-                &["www.example.com", "x.test"],
-            ],
-        );
+        let (map, k) = map_of(&fx, &[&["*.example.com"], &["www.example.com"], &["www.example.com", "x.test"]]);
         assert!(same(map.lookup(Some("www.example.com")), &k[1]));
         assert!(same(map.lookup(Some("api.example.com")), &k[0]));
         assert!(same(map.lookup(Some("x.test")), &k[2]));

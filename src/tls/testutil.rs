@@ -40,18 +40,13 @@ pub(crate) struct TestCert {
 impl TestCert {
     /// The `[[server.tls]]` entry for this certificate.
     pub(crate) fn config(&self) -> TlsCertConfig {
-        TlsCertConfig {
-            cert: self.cert.clone(),
-            key: self.key.clone(),
-        }
+        TlsCertConfig { cert: self.cert.clone(), key: self.key.clone() }
     }
 }
 
 impl Fixture {
     pub(crate) fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
+        Self { dir: tempfile::tempdir().expect("tempdir") }
     }
 
     pub(crate) fn path(&self, name: &str) -> PathBuf {
@@ -98,16 +93,11 @@ impl Fixture {
 
 /// The privateKey OCTET STRING of a PKCS#8 PrivateKeyInfo: PKCS#1 for RSA, SEC1 for EC.
 fn inner_private_key(pkcs8: &[u8]) -> Vec<u8> {
-    let info = Reader::new(pkcs8)
-        .expect(0x30, "pkcs8")
-        .expect("PrivateKeyInfo");
+    let info = Reader::new(pkcs8).expect(0x30, "pkcs8").expect("PrivateKeyInfo");
     let mut fields = Reader::new(info);
     fields.expect(0x02, "version").expect("version");
     fields.expect(0x30, "algorithm").expect("algorithm");
-    fields
-        .expect(0x04, "privateKey")
-        .expect("privateKey")
-        .to_vec()
+    fields.expect(0x04, "privateKey").expect("privateKey").to_vec()
 }
 
 /// PEM-encodes `der` under `label`.
@@ -115,10 +105,7 @@ pub(crate) fn pem(label: &str, der: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut b64 = String::new();
     for chunk in der.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
         for i in 0..4 {
             if i <= chunk.len() {
                 b64.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 0x3f) as usize]));
@@ -159,14 +146,11 @@ pub(crate) async fn spawn_server(certs: &[TlsCertConfig]) -> TestServer {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(Ok(mut tls)) = tokio::time::timeout(IO_TIMEOUT, acceptor.accept(tcp)).await
-                else {
+                let Ok(Ok(mut tls)) = tokio::time::timeout(IO_TIMEOUT, acceptor.accept(tcp)).await else {
                     return;
                 };
                 let mut buf = [0u8; 1024];
-                while let Ok(Ok(n @ 1..)) =
-                    tokio::time::timeout(IO_TIMEOUT, tls.read(&mut buf)).await
-                {
+                while let Ok(Ok(n @ 1..)) = tokio::time::timeout(IO_TIMEOUT, tls.read(&mut buf)).await {
                     if tls.write_all(&buf[..n]).await.is_err() || tls.flush().await.is_err() {
                         break;
                     }
@@ -174,11 +158,7 @@ pub(crate) async fn spawn_server(certs: &[TlsCertConfig]) -> TestServer {
             });
         }
     });
-    TestServer {
-        addr,
-        terminator,
-        task,
-    }
+    TestServer { addr, terminator, task }
 }
 
 /// A client config trusting exactly `trusted`, offering `alpn`, with resumption off so that
@@ -188,13 +168,11 @@ pub(crate) fn client_config(trusted: &[&TestCert], alpn: &[&[u8]]) -> Arc<Client
     for cert in trusted {
         roots.add(cert.der.clone()).expect("trust test cert");
     }
-    let mut config = ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("protocol versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let mut config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     config.resumption = Resumption::disabled();
     Arc::new(config)
@@ -211,9 +189,7 @@ pub(crate) async fn connect(
         let tcp = TcpStream::connect(addr).await?;
         TlsConnector::from(config).connect(name, tcp).await
     };
-    tokio::time::timeout(IO_TIMEOUT, attempt)
-        .await
-        .map_err(std::io::Error::other)?
+    tokio::time::timeout(IO_TIMEOUT, attempt).await.map_err(std::io::Error::other)?
 }
 
 /// The leaf certificate the server presented on `stream`.
@@ -231,10 +207,7 @@ pub(crate) async fn echo(stream: &mut TlsStream<TcpStream>, msg: &[u8]) -> Vec<u
         stream.read_exact(&mut back).await?;
         std::io::Result::Ok(back)
     };
-    tokio::time::timeout(IO_TIMEOUT, round_trip)
-        .await
-        .expect("echo timed out")
-        .expect("echo failed")
+    tokio::time::timeout(IO_TIMEOUT, round_trip).await.expect("echo timed out").expect("echo failed")
 }
 
 /// A client config that accepts any server certificate (signatures are still checked), so a
