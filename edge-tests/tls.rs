@@ -66,3 +66,24 @@ async fn certificates_are_chosen_by_sni_and_reloaded() {
     let response = client_trusting(&b, "b.test", addr).get(url("b.test")).send().await.expect("b.test still served");
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn an_https_origin_is_reached_through_the_pooled_client() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_cert(dir.path(), "localhost");
+    let tls = edgecache::tls::TlsTerminator::load(&[entry(dir.path(), "localhost")]).expect("origin tls");
+    let origin =
+        TestOrigin::start_tls(tls.acceptor(), |_, _| Reply::ok("over tls", &[("cache-control", "max-age=60")])).await;
+    let node = TestNode::start(&origin, |config| {
+        config.origin.url = Some(format!("https://localhost:{}", origin.addr.port()).parse().expect("url"));
+        config.origin.ca_file = Some(dir.path().join("localhost.pem"));
+    })
+    .await;
+    let http = crate::support::client();
+    for _ in 0..3 {
+        let response = http.get(node.url("/t")).send().await.expect("get");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.expect("body"), "over tls");
+    }
+    assert_eq!(origin.hits(), 1);
+}

@@ -90,6 +90,21 @@ pub struct TestOrigin {
 impl TestOrigin {
     /// Starts an origin whose `handler` gets each request and how many requests came before it.
     pub async fn start(handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> TestOrigin {
+        TestOrigin::start_with(None, handler).await
+    }
+
+    /// An origin serving HTTPS (HTTP/1.1 or h2 by ALPN) with `tls`.
+    pub async fn start_tls(
+        tls: tokio_rustls::TlsAcceptor,
+        handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static,
+    ) -> TestOrigin {
+        TestOrigin::start_with(Some(tls), handler).await
+    }
+
+    async fn start_with(
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static,
+    ) -> TestOrigin {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
         let addr = listener.local_addr().expect("origin addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -98,11 +113,19 @@ impl TestOrigin {
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
-                let (handler, recorded) = (handler.clone(), recorded.clone());
+                let (handler, recorded, tls) = (handler.clone(), recorded.clone(), tls.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |request| answer(request, handler.clone(), recorded.clone()));
-                    let _ =
-                        auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    match tls {
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Some(tls) => {
+                            let Ok(stream) = tls.accept(stream).await else { return };
+                            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
                 });
             }
         });
