@@ -64,7 +64,7 @@ impl Proxy {
         let started = Instant::now();
         let method = request.method().clone();
         let version = request.version();
-        let path = request.uri().path().to_string();
+        let path = tracing::enabled!(target: "access", tracing::Level::DEBUG).then(|| request.uri().path().to_string());
         let (mut response, status) = self.serve(request, conn).await;
         respond::decorate(response.headers_mut(), &status, &self.node_id, version);
 
@@ -72,10 +72,12 @@ impl Proxy {
         let code = response.status();
         self.metrics.requests.with_label_values(&[outcome, method.as_str(), code.as_str()]).inc();
         self.metrics.request_duration.with_label_values(&[outcome]).observe(started.elapsed().as_secs_f64());
-        tracing::debug!(
-            target: "access", client = %conn.peer, %method, path, code = code.as_u16(), cache = outcome,
-            micros = started.elapsed().as_micros() as u64, "request"
-        );
+        if let Some(path) = path {
+            tracing::debug!(
+                target: "access", client = %conn.peer, %method, path, code = code.as_u16(), cache = outcome,
+                micros = started.elapsed().as_micros() as u64, "request"
+            );
+        }
         response
     }
 
@@ -95,7 +97,7 @@ impl Proxy {
         };
 
         // Key.
-        let primary = PrimaryKey::new(conn.scheme, &host, request.uri());
+        let primary = PrimaryKey::new(conn.scheme, host, request.uri());
         let method = request.method();
         if (method != Method::GET && method != Method::HEAD) || request.headers().contains_key(header::RANGE) {
             let detail = if request.headers().contains_key(header::RANGE) { "range" } else { "method" };
@@ -423,10 +425,10 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// The host a request addresses: the URI's authority (HTTP/2, absolute-form) or the `Host` field.
-fn request_host<B>(request: &Request<B>) -> Option<String> {
+fn request_host<B>(request: &Request<B>) -> Option<&str> {
     if let Some(authority) = request.uri().authority() {
-        return Some(authority.as_str().to_string());
+        return Some(authority.as_str());
     }
     let host = request.headers().get(header::HOST)?.to_str().ok()?;
-    (!host.is_empty()).then(|| host.to_string())
+    (!host.is_empty()).then_some(host)
 }
