@@ -30,19 +30,13 @@ pub fn open<T: Default>(section: Field<T>) -> (usize, T) {
 
 /// Whether `s` is usable as a node id or pop name: it appears in `Cache-Status`, `Via` and metric labels.
 pub fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 impl<'a> Checker<'a> {
     /// A checker resolving relative paths against `base_dir`.
     pub fn new(base_dir: &'a Path) -> Checker<'a> {
-        Checker {
-            problems: Vec::new(),
-            base_dir,
-        }
+        Checker { problems: Vec::new(), base_dir }
     }
 
     /// Records a problem.
@@ -54,9 +48,7 @@ impl<'a> Checker<'a> {
     pub fn size(&mut self, field: &Field<RawSize>, key: &str, default: u64, min: u64) -> u64 {
         let Some(value) = field else { return default };
         let parsed = match value.get_ref() {
-            RawSize::Bytes(n) => {
-                u64::try_from(*n).map_err(|_| "a size cannot be negative".to_string())
-            }
+            RawSize::Bytes(n) => u64::try_from(*n).map_err(|_| "a size cannot be negative".to_string()),
             RawSize::Text(text) => units::parse_size(text).map_err(|e| e.to_string()),
         };
         match parsed {
@@ -66,11 +58,7 @@ impl<'a> Checker<'a> {
                 default
             }
             Ok(_) => {
-                self.report(
-                    value.span().start,
-                    key,
-                    format!("must be at least {}", units::format_size(min)),
-                );
+                self.report(value.span().start, key, format!("must be at least {}", units::format_size(min)));
                 default
             }
             Err(reason) => {
@@ -131,11 +119,7 @@ impl<'a> Checker<'a> {
         match parse_base_url(value.get_ref()) {
             Ok(uri) => Some(uri),
             Err(reason) => {
-                self.report(
-                    value.span().start,
-                    key,
-                    format!("invalid URL {:?}: {reason}", value.get_ref()),
-                );
+                self.report(value.span().start, key, format!("invalid URL {:?}: {reason}", value.get_ref()));
                 None
             }
         }
@@ -147,15 +131,9 @@ impl<'a> Checker<'a> {
         if value.get_ref().is_empty() {
             self.report(value.span().start, key, "must not be empty");
         } else if !path.is_file() {
-            let what = if path.exists() {
-                "is not a file"
-            } else {
-                "does not exist"
-            };
-            let reason = format!(
-                "{} {what} (relative paths are resolved against the config file's folder)",
-                path.display()
-            );
+            let what = if path.exists() { "is not a file" } else { "does not exist" };
+            let reason =
+                format!("{} {what} (relative paths are resolved against the config file's folder)", path.display());
             self.report(value.span().start, key, reason);
         }
         path
@@ -164,10 +142,7 @@ impl<'a> Checker<'a> {
     /// A node id or pop name (letters, digits, `-`, `_`, `.`).
     pub fn name(&mut self, value: &Spanned<String>, key: &str) -> String {
         if !is_name(value.get_ref()) {
-            let reason = format!(
-                "invalid name {:?}: use 1 to 128 letters, digits, '-', '_' or '.'",
-                value.get_ref()
-            );
+            let reason = format!("invalid name {:?}: use 1 to 128 letters, digits, '-', '_' or '.'", value.get_ref());
             self.report(value.span().start, key, reason);
         }
         value.get_ref().clone()
@@ -177,11 +152,7 @@ impl<'a> Checker<'a> {
     pub fn non_empty(&mut self, field: &Field<String>, key: &str) -> Option<String> {
         let value = field.as_ref()?;
         if value.get_ref().is_empty() {
-            self.report(
-                value.span().start,
-                key,
-                "must not be empty (omit the key instead)",
-            );
+            self.report(value.span().start, key, "must not be empty (omit the key instead)");
             return None;
         }
         Some(value.get_ref().clone())
@@ -190,15 +161,11 @@ impl<'a> Checker<'a> {
 
 /// Reads an absolute `http://` or `https://` base URL (scheme and authority, path at most `/`).
 pub fn parse_base_url(text: &str) -> Result<Uri, String> {
-    let uri: Uri = text
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| e.to_string())?;
+    let uri: Uri = text.parse().map_err(|e: http::uri::InvalidUri| e.to_string())?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
         Some(other) => {
-            return Err(format!(
-                "scheme {other:?} is not supported; use http or https"
-            ));
+            return Err(format!("scheme {other:?} is not supported; use http or https"));
         }
         None => return Err("must be absolute, like \"http://127.0.0.1:9000\"".to_string()),
     }

@@ -28,11 +28,7 @@ pub struct Problem {
 impl Problem {
     /// A problem at `pos` about `key`.
     pub fn new(pos: usize, key: impl Into<String>, reason: impl Into<String>) -> Problem {
-        Problem {
-            pos,
-            key: key.into(),
-            reason: reason.into(),
-        }
+        Problem { pos, key: key.into(), reason: reason.into() }
     }
 }
 
@@ -65,18 +61,11 @@ pub fn read(text: &str) -> Document {
         let mut problems: Vec<Problem> = Vec::new();
         for err in &syntax_errors {
             let problem = syntax_problem(&doc, text, err);
-            if problems
-                .last()
-                .is_none_or(|last| line_start(text, last.pos) != line_start(text, problem.pos))
-            {
+            if problems.last().is_none_or(|last| line_start(text, last.pos) != line_start(text, problem.pos)) {
                 problems.push(problem);
             }
         }
-        return Document {
-            file: None,
-            problems,
-            removed: Vec::new(),
-        };
+        return Document { file: None, problems, removed: Vec::new() };
     }
     let span = doc.span();
     let mut root = doc.into_inner();
@@ -104,13 +93,11 @@ pub fn read(text: &str) -> Document {
         };
         let at = err.span().unwrap_or(0..0);
         let Some(path) = locate(&root, &at) else {
-            out.problems
-                .push(Problem::new(at.start, "", reword(err.message())));
+            out.problems.push(Problem::new(at.start, "", reword(err.message())));
             return out;
         };
         let key = dotted(&path);
-        out.problems
-            .push(Problem::new(at.start, key.clone(), reword(err.message())));
+        out.problems.push(Problem::new(at.start, key.clone(), reword(err.message())));
         out.removed.push(key);
         remove(&mut root, &path);
     }
@@ -121,10 +108,7 @@ pub fn read(text: &str) -> Document {
 fn syntax_problem(doc: &Spanned<DeTable<'_>>, text: &str, err: &toml::de::Error) -> Problem {
     let pos = err.span().map_or(0, |s| s.start).min(text.len());
     let line_start = line_start(text, pos);
-    let line_end = text.as_bytes()[pos..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(text.len(), |i| pos + i);
+    let line_end = text.as_bytes()[pos..].iter().position(|&b| b == b'\n').map_or(text.len(), |i| pos + i);
     let mut best = None;
     walk(doc.get_ref(), &mut Vec::new(), &mut |path, key, _| {
         if (line_start..line_end).contains(&key.start) {
@@ -132,20 +116,13 @@ fn syntax_problem(doc: &Spanned<DeTable<'_>>, text: &str, err: &toml::de::Error)
         }
     });
     let message = err.message().trim_end();
-    Problem::new(
-        pos,
-        best.unwrap_or_else(|| "toml".to_string()),
-        format!("syntax error: {message}"),
-    )
+    Problem::new(pos, best.unwrap_or_else(|| "toml".to_string()), format!("syntax error: {message}"))
 }
 
 /// The byte offset where the line holding `pos` starts.
 fn line_start(text: &str, pos: usize) -> usize {
     let pos = pos.min(text.len());
-    text.as_bytes()[..pos]
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1)
+    text.as_bytes()[..pos].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
 }
 
 /// What [`walk`] calls for each entry: its path, the span of its key and the span of its value.
@@ -179,8 +156,7 @@ fn walk_value(value: &DeValue<'_>, path: &mut Vec<Step>, visit: &mut Visit<'_>) 
 fn locate(root: &DeTable<'_>, at: &Range<usize>) -> Option<Vec<Step>> {
     let mut best: Option<(Vec<Step>, usize)> = None;
     walk(root, &mut Vec::new(), &mut |path, key, value| {
-        let holds =
-            |r: &Range<usize>| r.start <= at.start && (at.start < r.end || r.start == at.start);
+        let holds = |r: &Range<usize>| r.start <= at.start && (at.start < r.end || r.start == at.start);
         if holds(&key) || holds(&value) {
             let depth = path.len();
             if best.as_ref().is_none_or(|(_, d)| depth >= *d) {

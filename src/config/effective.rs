@@ -55,19 +55,15 @@ pub fn to_toml(cfg: &Config) -> String {
         compression: &cfg.compression,
         throttle: &cfg.throttle,
         admin: Admin {
-            listen: cfg
-                .admin
-                .listen
-                .map_or_else(|| ADMIN_OFF.to_string(), |a| a.to_string()),
+            listen: cfg.admin.listen.map_or_else(|| ADMIN_OFF.to_string(), |a| a.to_string()),
             token: cfg.admin.token.as_ref().map(|_| MASK),
         },
         pops: &cfg.pops,
     };
     match toml::to_string_pretty(&out) {
-        Ok(body) => format!(
-            "# effective configuration of node {:?}; secrets are shown as \"{MASK}\"\n\n{body}",
-            cfg.node.id
-        ),
+        Ok(body) => {
+            format!("# effective configuration of node {:?}; secrets are shown as \"{MASK}\"\n\n{body}", cfg.node.id)
+        }
         Err(e) => format!("# the effective configuration cannot be printed as TOML: {e}\n"),
     }
 }

@@ -156,9 +156,7 @@ impl<'de> Deserialize<'de> for RawSize {
             }
 
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawSize, E> {
-                i64::try_from(v)
-                    .map(RawSize::Bytes)
-                    .map_err(|_| E::custom("size too large"))
+                i64::try_from(v).map(RawSize::Bytes).map_err(|_| E::custom("size too large"))
             }
 
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawSize, E> {

@@ -49,11 +49,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}: {}",
-            self.file, self.line, self.key, self.reason
-        )
+        write!(f, "{}:{}: {}: {}", self.file, self.line, self.key, self.reason)
     }
 }
 
@@ -85,17 +81,10 @@ pub fn parse(text: &str, file_name: &str, base_dir: &Path) -> Result<Config, Con
 }
 
 /// [`parse`] with the environment given rather than read from the process (for tests and embedders).
-pub fn parse_with_env(
-    text: &str,
-    file_name: &str,
-    base_dir: &Path,
-    env: &Env,
-) -> Result<Config, ConfigErrors> {
+pub fn parse_with_env(text: &str, file_name: &str, base_dir: &Path, env: &Env) -> Result<Config, ConfigErrors> {
     let doc = document::read(text);
     let mut ck = check::Checker::new(base_dir);
-    let config = doc
-        .file
-        .and_then(|file| validate::validate(file, &mut ck, env));
+    let config = doc.file.and_then(|file| validate::validate(file, &mut ck, env));
     let mut problems = doc.problems;
     problems.extend(validate::keep_new(ck.problems, &doc.removed));
     match config {
@@ -119,20 +108,11 @@ pub fn parse_with_env(
 /// The 1-based line holding byte offset `pos` of `text`.
 fn line_of(text: &str, pos: usize) -> usize {
     let end = pos.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// Prints `cfg` as TOML with every default filled in; [`parse`] reads the result back to the same `Config`, except
 /// that `cluster.secret` and `admin.token` are shown as `"<set>"` so that the output can go to logs.
 pub fn to_effective_toml(cfg: &Config) -> String {
     effective::to_toml(cfg)
-}
-
-/// The effective config as TOML (placeholder until the config module lands).
-pub fn to_effective_toml(cfg: &Config) -> String {
-    format!("{cfg:#?}\n")
 }

@@ -46,10 +46,7 @@ pub fn check(
     let (node_pos, node) = inp.node;
     let id = match &node.id {
         Some(v) => ck.name(v, "node.id"),
-        None => inp
-            .hostname
-            .filter(|h| is_name(h))
-            .unwrap_or_else(|| FALLBACK_NODE_ID.to_string()),
+        None => inp.hostname.filter(|h| is_name(h)).unwrap_or_else(|| FALLBACK_NODE_ID.to_string()),
     };
     let pops = pops(&inp.pops, ck);
     let mine = membership(&node, node_pos, &id, &pops, ck);
@@ -57,10 +54,9 @@ pub fn check(
 
     let needs_origin = match mine {
         None if pops.is_empty() => Some("required for a standalone node (no [[pops]])".to_string()),
-        Some(i) if parent.is_none() => Some(format!(
-            "required: pop {:?} has no parent, so its nodes fetch misses from the origin",
-            pops[i].name
-        )),
+        Some(i) if parent.is_none() => {
+            Some(format!("required: pop {:?} has no parent, so its nodes fetch misses from the origin", pops[i].name))
+        }
         _ => None,
     };
     if let (Some(reason), false) = (needs_origin, inp.origin_given) {
@@ -70,33 +66,22 @@ pub fn check(
     let mut fallback = fallback;
     if parent.is_some() && !inp.origin_given && fallback == ParentFallback::Origin {
         match inp.fallback_pos {
-            Some(at) => ck.report(
-                at,
-                "cluster.parent_fallback",
-                "\"origin\" needs origin.url, which is not set",
-            ),
+            Some(at) => ck.report(at, "cluster.parent_fallback", "\"origin\" needs origin.url, which is not set"),
             None => fallback = ParentFallback::Error,
         }
     }
 
     let authenticated = pops.iter().any(|p| p.nodes.len() > 1 || p.parent.is_some());
     if authenticated && !inp.secret_given {
-        let at = if inp.cluster_pos > 0 {
-            inp.cluster_pos
-        } else {
-            inp.pops.first().map_or(0, |p| p.span().start)
-        };
-        ck.report(at, "cluster.secret", "required: nodes of a pop with several nodes or a parent authenticate each other with it");
+        let at = if inp.cluster_pos > 0 { inp.cluster_pos } else { inp.pops.first().map_or(0, |p| p.span().start) };
+        ck.report(
+            at,
+            "cluster.secret",
+            "required: nodes of a pop with several nodes or a parent authenticate each other with it",
+        );
     }
 
-    (
-        NodeConfig {
-            id,
-            pop: mine.map(|i| pops[i].name.clone()),
-        },
-        pops,
-        fallback,
-    )
+    (NodeConfig { id, pop: mine.map(|i| pops[i].name.clone()) }, pops, fallback)
 }
 
 /// Reads every pop and checks names, ids, URLs and parents.
@@ -125,19 +110,11 @@ fn pops(entries: &[Spanned<PopFile>], ck: &mut Checker<'_>) -> Vec<PopConfig> {
         };
         let nodes: &[Spanned<_>] = match &pop.nodes {
             None => {
-                ck.report(
-                    at,
-                    format!("pops[{i}].nodes"),
-                    "required: at least one node",
-                );
+                ck.report(at, format!("pops[{i}].nodes"), "required: at least one node");
                 &[]
             }
             Some(list) if list.get_ref().is_empty() => {
-                ck.report(
-                    list.span().start,
-                    format!("pops[{i}].nodes"),
-                    "at least one node is required",
-                );
+                ck.report(list.span().start, format!("pops[{i}].nodes"), "at least one node is required");
                 &[]
             }
             Some(list) => list.get_ref(),
@@ -166,34 +143,19 @@ fn pops(entries: &[Spanned<PopFile>], ck: &mut Checker<'_>) -> Vec<PopConfig> {
             let url = match &node.get_ref().url {
                 Some(v) => ck.base_url(v, &format!("{key}.url")).inspect(|url| {
                     if let Some((_, other)) = urls.iter().find(|(seen, _)| seen == url) {
-                        ck.report(
-                            v.span().start,
-                            format!("{key}.url"),
-                            format!("{url} is also the url of {other}"),
-                        );
+                        ck.report(v.span().start, format!("{key}.url"), format!("{url} is also the url of {other}"));
                     }
                     urls.push((url.clone(), key.clone()));
                 }),
                 None => {
-                    ck.report(
-                        node.span().start,
-                        format!("{key}.url"),
-                        "required: where peers reach this node",
-                    );
+                    ck.report(node.span().start, format!("{key}.url"), "required: where peers reach this node");
                     None
                 }
             };
-            pop_nodes.push(PopNodeConfig {
-                id,
-                url: url.unwrap_or_default(),
-            });
+            pop_nodes.push(PopNodeConfig { id, url: url.unwrap_or_default() });
         }
         let parent = pop.parent.as_ref().map(|p| p.get_ref().clone());
-        out.push(PopConfig {
-            name,
-            parent,
-            nodes: pop_nodes,
-        });
+        out.push(PopConfig { name, parent, nodes: pop_nodes });
     }
     parents(entries, &out, ck);
     out
@@ -206,11 +168,7 @@ fn parents(entries: &[Spanned<PopFile>], pops: &[PopConfig], ck: &mut Checker<'_
         let Some(parent) = &entry.get_ref().parent else {
             continue;
         };
-        let (at, key, name) = (
-            parent.span().start,
-            format!("pops[{i}].parent"),
-            parent.get_ref(),
-        );
+        let (at, key, name) = (parent.span().start, format!("pops[{i}].parent"), parent.get_ref());
         match pops.iter().position(|p| p.name == *name) {
             Some(j) if j == i => ck.report(at, key, "must name another pop, not this one"),
             Some(j) => up[i] = Some(j),
@@ -227,21 +185,9 @@ fn parents(entries: &[Spanned<PopFile>], pops: &[PopConfig], ck: &mut Checker<'_
                 if !cycle.iter().any(|&c| in_reported_cycle[c]) {
                     cycle.iter().for_each(|&c| in_reported_cycle[c] = true);
                     let first = cycle.iter().copied().min().unwrap_or(j);
-                    let names: Vec<&str> = cycle
-                        .iter()
-                        .chain([&j])
-                        .map(|&c| pops[c].name.as_str())
-                        .collect();
-                    let at = entries[first]
-                        .get_ref()
-                        .parent
-                        .as_ref()
-                        .map_or(0, |p| p.span().start);
-                    ck.report(
-                        at,
-                        format!("pops[{first}].parent"),
-                        format!("parent cycle: {}", names.join(" -> ")),
-                    );
+                    let names: Vec<&str> = cycle.iter().chain([&j]).map(|&c| pops[c].name.as_str()).collect();
+                    let at = entries[first].get_ref().parent.as_ref().map_or(0, |p| p.span().start);
+                    ck.report(at, format!("pops[{first}].parent"), format!("parent cycle: {}", names.join(" -> ")));
                 }
                 break;
             }
@@ -252,38 +198,20 @@ fn parents(entries: &[Spanned<PopFile>], pops: &[PopConfig], ck: &mut Checker<'_
 }
 
 /// The index of this node's pop, checked against `node.pop` and `node.id`.
-fn membership(
-    node: &NodeFile,
-    node_pos: usize,
-    id: &str,
-    pops: &[PopConfig],
-    ck: &mut Checker<'_>,
-) -> Option<usize> {
+fn membership(node: &NodeFile, node_pos: usize, id: &str, pops: &[PopConfig], ck: &mut Checker<'_>) -> Option<usize> {
     let listed = |p: &PopConfig| p.nodes.iter().any(|n| n.id == id);
     let id_at = node.id.as_ref().map_or(node_pos, |v| v.span().start);
-    let defaulted = if node.id.is_none() {
-        " (node.id is not set; it defaults to the host name)"
-    } else {
-        ""
-    };
+    let defaulted = if node.id.is_none() { " (node.id is not set; it defaults to the host name)" } else { "" };
     if pops.is_empty() {
         if let Some(v) = &node.pop {
-            ck.report(
-                v.span().start,
-                "node.pop",
-                "no [[pops]] are defined; omit node.pop for a standalone node",
-            );
+            ck.report(v.span().start, "node.pop", "no [[pops]] are defined; omit node.pop for a standalone node");
         }
         return None;
     }
     match &node.pop {
         Some(v) => {
             let Some(i) = pops.iter().position(|p| p.name == *v.get_ref()) else {
-                ck.report(
-                    v.span().start,
-                    "node.pop",
-                    format!("no [[pops]] entry is named {:?}", v.get_ref()),
-                );
+                ck.report(v.span().start, "node.pop", format!("no [[pops]] entry is named {:?}", v.get_ref()));
                 return None;
             };
             if !listed(&pops[i]) {
@@ -300,11 +228,7 @@ fn membership(
         None => {
             let found = pops.iter().position(listed);
             if found.is_none() {
-                ck.report(
-                    id_at,
-                    "node.id",
-                    format!("{id:?} is not a node of any [[pops]] entry{defaulted}"),
-                );
+                ck.report(id_at, "node.id", format!("{id:?} is not a node of any [[pops]] entry{defaulted}"));
             }
             found
         }

@@ -13,14 +13,10 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnitError {
     /// The string is not a size.
-    #[error(
-        "invalid size {0:?}: expected bytes or a number with a unit, like \"512KiB\", \"256MiB\" or \"2GiB\""
-    )]
+    #[error("invalid size {0:?}: expected bytes or a number with a unit, like \"512KiB\", \"256MiB\" or \"2GiB\"")]
     Size(String),
     /// The string is not a duration.
-    #[error(
-        "invalid duration {0:?}: expected a number with a unit, like \"250ms\", \"30s\" or \"5m\" ({1})"
-    )]
+    #[error("invalid duration {0:?}: expected a number with a unit, like \"250ms\", \"30s\" or \"5m\" ({1})")]
     Duration(String, String),
 }
 
@@ -30,33 +26,21 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     if trimmed.is_empty() || trimmed.starts_with('-') {
         return Err(UnitError::Size(text.to_string()));
     }
-    parse_size::Config::new()
-        .with_binary()
-        .parse_size(trimmed)
-        .map_err(|_| UnitError::Size(text.to_string()))
+    parse_size::Config::new().with_binary().parse_size(trimmed).map_err(|_| UnitError::Size(text.to_string()))
 }
 
 /// Reads a duration string (`"250ms"`, `"30s"`, `"5m"`, `"1h30m"`).
 pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     let trimmed = text.trim();
     if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(UnitError::Duration(
-            text.to_string(),
-            "the unit is missing".to_string(),
-        ));
+        return Err(UnitError::Duration(text.to_string(), "the unit is missing".to_string()));
     }
-    humantime::parse_duration(trimmed)
-        .map_err(|e| UnitError::Duration(text.to_string(), e.to_string()))
+    humantime::parse_duration(trimmed).map_err(|e| UnitError::Duration(text.to_string(), e.to_string()))
 }
 
 /// Prints a byte count the way an operator would write it (`"256MiB"`, `"1500B"`).
 pub fn format_size(bytes: u64) -> String {
-    const UNITS: [(&str, u64); 4] = [
-        ("TiB", 1 << 40),
-        ("GiB", 1 << 30),
-        ("MiB", 1 << 20),
-        ("KiB", 1 << 10),
-    ];
+    const UNITS: [(&str, u64); 4] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
     for (name, unit) in UNITS {
         if bytes >= unit && bytes.is_multiple_of(unit) {
             return format!("{}{}", bytes / unit, name);
@@ -97,11 +81,7 @@ mod tests {
     #[test]
     fn bad_sizes_are_rejected() {
         for bad in ["", "   ", "lots", "12 parsecs", "-1KiB", "1..5MiB", "MiB"] {
-            assert_eq!(
-                parse_size(bad),
-                Err(UnitError::Size(bad.to_string())),
-                "{bad:?}"
-            );
+            assert_eq!(parse_size(bad), Err(UnitError::Size(bad.to_string())), "{bad:?}");
         }
         assert!(parse_size("99999999999EiB").is_err());
     }
@@ -120,10 +100,7 @@ mod tests {
     fn bad_durations_are_rejected() {
         for bad in ["", "30", "soon", "5 parsecs", "-5s", "s"] {
             let err = parse_duration(bad).expect_err(bad);
-            assert!(
-                matches!(err, UnitError::Duration(ref t, _) if t == bad),
-                "{bad:?}: {err}"
-            );
+            assert!(matches!(err, UnitError::Duration(ref t, _) if t == bad), "{bad:?}: {err}");
         }
         let missing = parse_duration("30").expect_err("bare number");
         assert!(missing.to_string().contains("unit is missing"), "{missing}");
@@ -131,18 +108,7 @@ mod tests {
 
     #[test]
     fn formatting_round_trips() {
-        for bytes in [
-            0,
-            1,
-            1023,
-            1024,
-            1500,
-            64 * 1024,
-            256 << 20,
-            3 << 30,
-            5 << 40,
-            (1 << 20) + 1,
-        ] {
+        for bytes in [0, 1, 1023, 1024, 1500, 64 * 1024, 256 << 20, 3 << 30, 5 << 40, (1 << 20) + 1] {
             let text = format_size(bytes);
             assert_eq!(parse_size(&text), Ok(bytes), "{text}");
         }

@@ -9,8 +9,7 @@ use serde_spanned::Spanned;
 use super::check::{Checker, open};
 use super::document::Problem;
 use super::file::{
-    AdminFile, CacheFile, ClusterFile, CompressionFile, Field, FileConfig, OriginFile, ServerFile,
-    ThrottleFile,
+    AdminFile, CacheFile, ClusterFile, CompressionFile, Field, FileConfig, OriginFile, ServerFile, ThrottleFile,
 };
 use super::model::*;
 use super::topology;
@@ -27,18 +26,13 @@ pub struct Env {
 impl Env {
     /// Reads the environment variable and the host name of the running process.
     pub fn from_process() -> Env {
-        let admin_token = std::env::var("EDGECACHE_ADMIN_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty());
+        let admin_token = std::env::var("EDGECACHE_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
         let hostname = ["/proc/sys/kernel/hostname", "/etc/hostname"]
             .iter()
             .filter_map(|p| std::fs::read_to_string(p).ok())
             .map(|s| s.trim().to_string())
             .find(|s| !s.is_empty());
-        Env {
-            admin_token,
-            hostname,
-        }
+        Env { admin_token, hostname }
     }
 }
 
@@ -79,17 +73,7 @@ pub fn validate(file: FileConfig, ck: &mut Checker<'_>, env: &Env) -> Option<Con
     if !ck.problems.is_empty() {
         return None;
     }
-    Some(Config {
-        node,
-        server,
-        origin,
-        cache,
-        pops,
-        cluster,
-        compression,
-        throttle,
-        admin,
-    })
+    Some(Config { node, server, origin, cache, pops, cluster, compression, throttle, admin })
 }
 
 /// An address some listener binds, with its place and key, to find two listeners on one address.
@@ -97,16 +81,9 @@ type Bound = (SocketAddr, usize, String);
 
 fn server((pos, s): (usize, ServerFile), ck: &mut Checker<'_>) -> (ServerConfig, Vec<Bound>) {
     let mut bound: Vec<Bound> = Vec::new();
-    let mut addrs = |field: &Field<Vec<Spanned<String>>>,
-                     key: &str,
-                     default: &[SocketAddr],
-                     ck: &mut Checker<'_>| {
+    let mut addrs = |field: &Field<Vec<Spanned<String>>>, key: &str, default: &[SocketAddr], ck: &mut Checker<'_>| {
         let Some(list) = field else {
-            bound.extend(
-                default
-                    .iter()
-                    .map(|a| (*a, pos, format!("{key} (by default)"))),
-            );
+            bound.extend(default.iter().map(|a| (*a, pos, format!("{key} (by default)"))));
             return default.to_vec();
         };
         let mut out = Vec::new();
@@ -116,46 +93,21 @@ fn server((pos, s): (usize, ServerFile), ck: &mut Checker<'_>) -> (ServerConfig,
                 continue;
             };
             if let Some((_, _, other)) = bound.iter().find(|(a, _, _)| *a == addr) {
-                ck.report(
-                    text.span().start,
-                    &key,
-                    format!("{addr} is already used by {other}"),
-                );
+                ck.report(text.span().start, &key, format!("{addr} is already used by {other}"));
             }
             bound.push((addr, text.span().start, key));
             out.push(addr);
         }
         out
     };
-    let listen = addrs(
-        &s.listen,
-        "server.listen",
-        &[SocketAddr::from(([127, 0, 0, 1], 8080))],
-        ck,
-    );
+    let listen = addrs(&s.listen, "server.listen", &[SocketAddr::from(([127, 0, 0, 1], 8080))], ck);
     let tls_listen = addrs(&s.tls_listen, "server.tls_listen", &[], ck);
-    let given_empty =
-        |f: &Field<Vec<Spanned<String>>>| f.as_ref().is_none_or(|l| l.get_ref().is_empty());
-    if let Some(l) = s
-        .listen
-        .as_ref()
-        .filter(|_| given_empty(&s.listen) && given_empty(&s.tls_listen))
-    {
-        ck.report(
-            l.span().start,
-            "server.listen",
-            "no listener: set server.listen or server.tls_listen",
-        );
+    let given_empty = |f: &Field<Vec<Spanned<String>>>| f.as_ref().is_none_or(|l| l.get_ref().is_empty());
+    if let Some(l) = s.listen.as_ref().filter(|_| given_empty(&s.listen) && given_empty(&s.tls_listen)) {
+        ck.report(l.span().start, "server.listen", "no listener: set server.listen or server.tls_listen");
     }
     let mut tls = Vec::new();
-    for (i, entry) in s
-        .tls
-        .as_ref()
-        .map(|t| t.get_ref().as_slice())
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    for (i, entry) in s.tls.as_ref().map(|t| t.get_ref().as_slice()).unwrap_or_default().iter().enumerate() {
         let at = entry.span().start;
         let mut path = |field: &Field<String>, name: &str| match field {
             Some(v) => ck.existing_file(v, &format!("server.tls[{i}].{name}")),
@@ -180,30 +132,11 @@ fn server((pos, s): (usize, ServerFile), ck: &mut Checker<'_>) -> (ServerConfig,
         listen,
         tls_listen,
         tls,
-        max_header_size: ck.size(
-            &s.max_header_size,
-            "server.max_header_size",
-            64 * 1024,
-            MIN_HEADER_SIZE,
-        ),
-        max_headers: ck
-            .integer(&s.max_headers, "server.max_headers", 1, 10_000)
-            .map_or(100, |n| n as usize),
-        header_read_timeout: ck.duration(
-            &s.header_read_timeout,
-            "server.header_read_timeout",
-            Duration::from_secs(10),
-        ),
-        idle_timeout: ck.duration(
-            &s.idle_timeout,
-            "server.idle_timeout",
-            Duration::from_secs(60),
-        ),
-        drain_timeout: ck.duration(
-            &s.drain_timeout,
-            "server.drain_timeout",
-            Duration::from_secs(30),
-        ),
+        max_header_size: ck.size(&s.max_header_size, "server.max_header_size", 64 * 1024, MIN_HEADER_SIZE),
+        max_headers: ck.integer(&s.max_headers, "server.max_headers", 1, 10_000).map_or(100, |n| n as usize),
+        header_read_timeout: ck.duration(&s.header_read_timeout, "server.header_read_timeout", Duration::from_secs(10)),
+        idle_timeout: ck.duration(&s.idle_timeout, "server.idle_timeout", Duration::from_secs(60)),
+        drain_timeout: ck.duration(&s.drain_timeout, "server.drain_timeout", Duration::from_secs(30)),
     };
     (config, bound)
 }
@@ -211,33 +144,13 @@ fn server((pos, s): (usize, ServerFile), ck: &mut Checker<'_>) -> (ServerConfig,
 fn origin(o: OriginFile, ck: &mut Checker<'_>) -> OriginConfig {
     OriginConfig {
         url: o.url.as_ref().and_then(|u| ck.base_url(u, "origin.url")),
-        connect_timeout: ck.duration(
-            &o.connect_timeout,
-            "origin.connect_timeout",
-            Duration::from_secs(2),
-        ),
-        response_timeout: ck.duration(
-            &o.response_timeout,
-            "origin.response_timeout",
-            Duration::from_secs(30),
-        ),
-        pool_idle_timeout: ck.duration(
-            &o.pool_idle_timeout,
-            "origin.pool_idle_timeout",
-            Duration::from_secs(90),
-        ),
+        connect_timeout: ck.duration(&o.connect_timeout, "origin.connect_timeout", Duration::from_secs(2)),
+        response_timeout: ck.duration(&o.response_timeout, "origin.response_timeout", Duration::from_secs(30)),
+        pool_idle_timeout: ck.duration(&o.pool_idle_timeout, "origin.pool_idle_timeout", Duration::from_secs(90)),
         pool_max_idle_per_host: ck
-            .integer(
-                &o.pool_max_idle_per_host,
-                "origin.pool_max_idle_per_host",
-                0,
-                100_000,
-            )
+            .integer(&o.pool_max_idle_per_host, "origin.pool_max_idle_per_host", 0, 100_000)
             .map_or(256, |n| n as usize),
-        ca_file: o
-            .ca_file
-            .as_ref()
-            .map(|p| ck.existing_file(p, "origin.ca_file")),
+        ca_file: o.ca_file.as_ref().map(|p| ck.existing_file(p, "origin.ca_file")),
     }
 }
 
@@ -245,58 +158,34 @@ fn cache(c: CacheFile, ck: &mut Checker<'_>) -> CacheConfig {
     let memory = ck.size(&c.memory, "cache.memory", 256 << 20, 1);
     let max_object_size = ck.size(&c.max_object_size, "cache.max_object_size", 16 << 20, 1);
     if max_object_size > memory {
-        let (mem, max) = (
-            super::units::format_size(memory),
-            super::units::format_size(max_object_size),
-        );
+        let (mem, max) = (super::units::format_size(memory), super::units::format_size(max_object_size));
         match (&c.max_object_size, &c.memory) {
-            (Some(v), _) => ck.report(
-                v.span().start,
-                "cache.max_object_size",
-                format!("{max} exceeds cache.memory ({mem})"),
-            ),
+            (Some(v), _) => {
+                ck.report(v.span().start, "cache.max_object_size", format!("{max} exceeds cache.memory ({mem})"))
+            }
             (None, Some(v)) => ck.report(
                 v.span().start,
                 "cache.memory",
-                format!(
-                    "{mem} is less than cache.max_object_size ({max}, its default); lower that too"
-                ),
+                format!("{mem} is less than cache.max_object_size ({max}, its default); lower that too"),
             ),
             (None, None) => {}
         }
     }
-    CacheConfig {
-        memory,
-        max_object_size,
-    }
+    CacheConfig { memory, max_object_size }
 }
 
 /// The `[cluster]` section, and where `parent_fallback` is written in the file, if it is.
 fn cluster(c: ClusterFile, ck: &mut Checker<'_>) -> (ClusterConfig, Option<usize>) {
     let secret = ck.non_empty(&c.secret, "cluster.secret");
-    let parent_fallback = match c
-        .parent_fallback
-        .as_ref()
-        .map(|v| (v.span().start, v.get_ref().as_str()))
-    {
+    let parent_fallback = match c.parent_fallback.as_ref().map(|v| (v.span().start, v.get_ref().as_str())) {
         None | Some((_, "origin")) => ParentFallback::Origin,
         Some((_, "error")) => ParentFallback::Error,
         Some((at, other)) => {
-            ck.report(
-                at,
-                "cluster.parent_fallback",
-                format!("{other:?} is not one of \"origin\", \"error\""),
-            );
+            ck.report(at, "cluster.parent_fallback", format!("{other:?} is not one of \"origin\", \"error\""));
             ParentFallback::Origin
         }
     };
-    (
-        ClusterConfig {
-            secret,
-            parent_fallback,
-        },
-        c.parent_fallback.as_ref().map(|v| v.span().start),
-    )
+    (ClusterConfig { secret, parent_fallback }, c.parent_fallback.as_ref().map(|v| v.span().start))
 }
 
 fn compression(c: CompressionFile, ck: &mut Checker<'_>) -> CompressionConfig {
@@ -308,14 +197,7 @@ fn compression(c: CompressionFile, ck: &mut Checker<'_>) -> CompressionConfig {
                 let key = format!("compression.algorithms[{i}]");
                 let at = name.span().start;
                 if !ALGORITHMS.contains(&name.get_ref().as_str()) {
-                    ck.report(
-                        at,
-                        key,
-                        format!(
-                            "{:?} is not one of \"br\", \"gzip\", \"zstd\"",
-                            name.get_ref()
-                        ),
-                    );
+                    ck.report(at, key, format!("{:?} is not one of \"br\", \"gzip\", \"zstd\"", name.get_ref()));
                 } else if algorithms.contains(name.get_ref()) {
                     ck.report(at, key, format!("{:?} is listed twice", name.get_ref()));
                 } else {
@@ -324,18 +206,12 @@ fn compression(c: CompressionFile, ck: &mut Checker<'_>) -> CompressionConfig {
             }
         }
     }
-    CompressionConfig {
-        algorithms,
-        min_size: ck.size(&c.min_size, "compression.min_size", 1024, 0),
-    }
+    CompressionConfig { algorithms, min_size: ck.size(&c.min_size, "compression.min_size", 1024, 0) }
 }
 
 fn throttle(t: ThrottleFile, ck: &mut Checker<'_>) -> ThrottleConfig {
     let max = i64::from(u32::MAX);
-    let mut limit = |field: &Field<i64>, key: &str| {
-        ck.integer(field, key, 1, max)
-            .and_then(|n| u32::try_from(n).ok())
-    };
+    let mut limit = |field: &Field<i64>, key: &str| ck.integer(field, key, 1, max).and_then(|n| u32::try_from(n).ok());
     let config = ThrottleConfig {
         client_rate: limit(&t.client_rate, "throttle.client_rate"),
         client_burst: limit(&t.client_burst, "throttle.client_burst"),
@@ -343,16 +219,11 @@ fn throttle(t: ThrottleFile, ck: &mut Checker<'_>) -> ThrottleConfig {
         origin_burst: limit(&t.origin_burst, "throttle.origin_burst"),
         origin_max_inflight: limit(&t.origin_max_inflight, "throttle.origin_max_inflight"),
     };
-    for (burst, rate, scope) in [
-        (&t.client_burst, &t.client_rate, "client"),
-        (&t.origin_burst, &t.origin_rate, "origin"),
-    ] {
+    for (burst, rate, scope) in
+        [(&t.client_burst, &t.client_rate, "client"), (&t.origin_burst, &t.origin_rate, "origin")]
+    {
         if let (Some(b), None) = (burst, rate) {
-            ck.report(
-                b.span().start,
-                format!("throttle.{scope}_burst"),
-                format!("needs throttle.{scope}_rate"),
-            );
+            ck.report(b.span().start, format!("throttle.{scope}_burst"), format!("needs throttle.{scope}_rate"));
         }
     }
     config
@@ -364,17 +235,11 @@ fn admin(a: AdminFile, ck: &mut Checker<'_>, env: &Env, bound: &[Bound]) -> Admi
         Some(v) if v.get_ref() == ADMIN_OFF => None,
         Some(v) => ck.socket_addr(v, "admin.listen").inspect(|addr| {
             if let Some((_, _, other)) = bound.iter().find(|(b, _, _)| b == addr) {
-                ck.report(
-                    v.span().start,
-                    "admin.listen",
-                    format!("{addr} is already used by {other}"),
-                );
+                ck.report(v.span().start, "admin.listen", format!("{addr} is already used by {other}"));
             }
         }),
     };
-    let token = ck
-        .non_empty(&a.token, "admin.token")
-        .or_else(|| env.admin_token.clone());
+    let token = ck.non_empty(&a.token, "admin.token").or_else(|| env.admin_token.clone());
     AdminConfig { listen, token }
 }
 
@@ -383,12 +248,9 @@ pub fn keep_new(problems: Vec<Problem>, removed: &[String]) -> Vec<Problem> {
     problems
         .into_iter()
         .filter(|p| {
-            !removed.iter().any(|r| {
-                p.key == *r
-                    || p.key
-                        .strip_prefix(r.as_str())
-                        .is_some_and(|rest| rest.starts_with(['.', '[']))
-            })
+            !removed
+                .iter()
+                .any(|r| p.key == *r || p.key.strip_prefix(r.as_str()).is_some_and(|rest| rest.starts_with(['.', '['])))
         })
         .collect()
 }

@@ -93,10 +93,7 @@ fn the_cluster_example_parses() {
         Ok(c) => c,
         Err(e) => panic!("config/cluster-example.toml must be valid:\n{e}"),
     };
-    assert_eq!(
-        (c.node.id.as_str(), c.node.pop.as_deref()),
-        ("edge-eu-1", Some("edge-eu"))
-    );
+    assert_eq!((c.node.id.as_str(), c.node.pop.as_deref()), ("edge-eu-1", Some("edge-eu")));
     assert_eq!(c.pops.len(), 2);
     assert_eq!(c.cluster.secret.as_deref(), Some("change-me"));
 }
@@ -110,13 +107,7 @@ fn keys_in(text: &str) -> BTreeSet<String> {
     for line in text.lines() {
         let line = line.trim_start_matches(|c: char| c == '#' || c.is_whitespace());
         if line.starts_with('[') {
-            section = line
-                .split('#')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .trim_matches(['[', ']'])
-                .to_string();
+            section = line.split('#').next().unwrap_or("").trim().trim_matches(['[', ']']).to_string();
             continue;
         }
         let inline = line.starts_with('{');
@@ -143,20 +134,13 @@ fn keys_in(text: &str) -> BTreeSet<String> {
 #[test]
 fn the_examples_document_every_key() -> std::io::Result<()> {
     let dir = everything_dir()?;
-    let everything =
-        parse_in(EVERYTHING, dir.path()).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let everything = parse_in(EVERYTHING, dir.path()).map_err(|e| std::io::Error::other(e.to_string()))?;
     let effective = keys_in(&to_effective_toml(&everything));
     assert!(effective.len() > 30, "{effective:?}");
-    assert!(
-        effective.contains("pops.nodes.url") && effective.contains("server.tls.key"),
-        "{effective:?}"
-    );
+    assert!(effective.contains("pops.nodes.url") && effective.contains("server.tls.key"), "{effective:?}");
     let documented = keys_in(&format!("{REFERENCE}\n{CLUSTER_EXAMPLE}"));
     let missing: Vec<&String> = effective.difference(&documented).collect();
-    assert!(
-        missing.is_empty(),
-        "keys the example files do not document: {missing:?}"
-    );
+    assert!(missing.is_empty(), "keys the example files do not document: {missing:?}");
     Ok(())
 }
 
@@ -181,8 +165,7 @@ fn round_trip(cfg: &Config, dir: &Path) {
 #[test]
 fn the_effective_config_reads_back_the_same() -> std::io::Result<()> {
     let dir = everything_dir()?;
-    let everything =
-        parse_in(EVERYTHING, dir.path()).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let everything = parse_in(EVERYTHING, dir.path()).map_err(|e| std::io::Error::other(e.to_string()))?;
     round_trip(&everything, dir.path());
     round_trip(&ok(ORIGIN), dir.path());
     for text in [REFERENCE, CLUSTER_EXAMPLE] {
@@ -190,19 +173,15 @@ fn the_effective_config_reads_back_the_same() -> std::io::Result<()> {
         round_trip(&c, dir.path());
     }
     let text = to_effective_toml(&everything);
-    assert!(
-        !text.contains("s3cret") && !text.contains("t0ken"),
-        "secrets must not be printed:\n{text}"
-    );
+    assert!(!text.contains("s3cret") && !text.contains("t0ken"), "secrets must not be printed:\n{text}");
     assert!(text.contains("listen = \"off\""), "{text}");
     Ok(())
 }
 
 #[test]
 fn the_effective_config_of_a_defaulted_edge_keeps_its_fallback() {
-    let c = ok(&CLUSTER_EXAMPLE
-        .replace("url = \"http://127.0.0.1:9000\"", "")
-        .replace("parent_fallback = \"origin\"", ""));
+    let c =
+        ok(&CLUSTER_EXAMPLE.replace("url = \"http://127.0.0.1:9000\"", "").replace("parent_fallback = \"origin\"", ""));
     assert_eq!(c.cluster.parent_fallback, ParentFallback::Error);
     let text = to_effective_toml(&c);
     assert!(text.contains("parent_fallback = \"error\""), "{text}");

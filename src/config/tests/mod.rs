@@ -11,10 +11,7 @@ use super::*;
 
 /// The environment the tests run in: a fixed host name and no token, whatever the real process has.
 pub fn env() -> Env {
-    Env {
-        admin_token: None,
-        hostname: Some("test-host".to_string()),
-    }
+    Env { admin_token: None, hostname: Some("test-host".to_string()) }
 }
 
 /// The smallest valid standalone file.
@@ -45,10 +42,6 @@ pub fn errs(text: &str) -> Vec<String> {
 pub fn one_err(text: &str, prefix: &str) -> String {
     let errors = errs(text);
     assert_eq!(errors.len(), 1, "expected one error, got {errors:#?}");
-    assert!(
-        errors[0].starts_with(prefix),
-        "expected {prefix:?}, got {:?}",
-        errors[0]
-    );
+    assert!(errors[0].starts_with(prefix), "expected {prefix:?}, got {:?}", errors[0]);
     errors[0].clone()
 }
