@@ -103,3 +103,22 @@ async fn h2c_clients_share_the_cache_with_http1_clients() {
     assert!(header(&response, "via").ends_with("2 test-edge"));
     assert_eq!(origin.hits(), 1);
 }
+
+#[tokio::test]
+async fn a_client_that_sends_its_head_too_slowly_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = TestOrigin::start(|_, _| Reply::ok("x", &[])).await;
+    let node = TestNode::start(&origin, |config| config.server.header_read_timeout = Duration::from_millis(300)).await;
+    let mut stream = tokio::net::TcpStream::connect(node.handle.http_addrs[0]).await.expect("connect");
+    stream.write_all(b"GET /slowloris HTTP/1.1\r\nHost: a\r\nX-Slow: ").await.expect("partial head");
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.expect("closed in time");
+    // hyper closes the connection (possibly after a 408); either way the request never reaches the origin.
+    match read {
+        Ok(0) | Err(_) => {}
+        Ok(n) => assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"), "unexpected answer"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(origin.hits(), 0);
+}
