@@ -28,6 +28,7 @@ SERVERS=${SERVERS:-"ceiling edgecache nginx varnish haproxy"}
 TLS=${TLS:-1}
 # Niceness of everything this script starts: on a machine that also runs other work, a negative value keeps the
 # servers and wrk from sharing their CPUs with it (the same for every server). Needs root; ignored otherwise.
+# It does not help against work in another cgroup, which keeps its share whatever the niceness.
 NICE=${NICE:--10}
 SERVER_CPU=0
 LOAD_CPU=1
