@@ -11,7 +11,7 @@ use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use edgecache::cache::{CachedObject, Lookup, PrimaryKey, Store, VariantKey, VarySpec};
 use edgecache::policy::{CacheStatus, Freshness, RequestDirectives, StoreDecision};
-use edgecache::proxy::respond;
+use edgecache::proxy::{forward, respond};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 
@@ -166,17 +166,18 @@ fn respond(c: &mut Criterion) {
     let now = SystemTime::now();
     g.bench_function("from_cache", |b| b.iter(|| respond::from_cache(black_box(&object), &Method::GET, now)));
     let status = CacheStatus::hit(300);
+    let via = forward::ViaEntries::new("bench-edge");
     g.bench_function("decorate", |b| {
         b.iter_batched_ref(
             || object.headers.clone(),
-            |headers| respond::decorate(headers, &status, "bench-edge", Version::HTTP_11),
+            |headers| respond::decorate(headers, &status, "bench-edge", via.for_version(Version::HTTP_11)),
             BatchSize::SmallInput,
         )
     });
     g.bench_function("from_cache_and_decorate", |b| {
         b.iter(|| {
             let mut response = respond::from_cache(black_box(&object), &Method::GET, now);
-            respond::decorate(response.headers_mut(), &status, "bench-edge", Version::HTTP_11);
+            respond::decorate(response.headers_mut(), &status, "bench-edge", via.for_version(Version::HTTP_11));
             response
         })
     });
@@ -190,6 +191,7 @@ fn whole_hit(c: &mut Criterion) {
     let request = request_headers();
     let target = uri(4242);
     let host = HeaderName::from_static("host");
+    let via = forward::ViaEntries::new("bench-edge");
     c.bench_function("hit/whole_in_memory_path", |b| {
         b.iter(|| {
             let host = request.get(&host).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
@@ -200,7 +202,7 @@ fn whole_hit(c: &mut Criterion) {
             let usable = directives.usability(&object.freshness, now);
             let mut response = respond::from_cache(&object, &Method::GET, now);
             let status = CacheStatus::hit(object.freshness.ttl_secs(now));
-            respond::decorate(response.headers_mut(), &status, "bench-edge", Version::HTTP_11);
+            respond::decorate(response.headers_mut(), &status, "bench-edge", via.for_version(Version::HTTP_11));
             (usable, response)
         })
     });

@@ -45,6 +45,33 @@ pub fn via_entry(version: Version, node_id: &str) -> String {
     format!("{protocol} {node_id}")
 }
 
+/// This node's `Via` entries, built once: one per protocol version a message can arrive with.
+#[derive(Debug, Clone)]
+pub struct ViaEntries {
+    http10: HeaderValue,
+    http11: HeaderValue,
+    http2: HeaderValue,
+}
+
+impl ViaEntries {
+    /// The entries of the node named `node_id` (config validation keeps ids to header-safe characters).
+    pub fn new(node_id: &str) -> ViaEntries {
+        let entry = |version| {
+            HeaderValue::from_str(&via_entry(version, node_id)).unwrap_or(HeaderValue::from_static("1.1 edgecache"))
+        };
+        ViaEntries { http10: entry(Version::HTTP_10), http11: entry(Version::HTTP_11), http2: entry(Version::HTTP_2) }
+    }
+
+    /// The entry for a message received with `version`.
+    pub fn for_version(&self, version: Version) -> &HeaderValue {
+        match version {
+            Version::HTTP_2 => &self.http2,
+            Version::HTTP_10 | Version::HTTP_09 => &self.http10,
+            _ => &self.http11,
+        }
+    }
+}
+
 /// Appends this node's entry to `Via`.
 pub fn append_via(headers: &mut HeaderMap, entry: &str) {
     if let Ok(value) = HeaderValue::from_str(entry) {

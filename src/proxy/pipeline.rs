@@ -39,6 +39,8 @@ pub struct OriginTarget {
 /// Everything the data plane needs, built once per node and shared by every connection.
 pub struct Proxy {
     pub node_id: Arc<str>,
+    /// This node's `Via` entries, built once.
+    via: forward::ViaEntries,
     pub store: Arc<Store>,
     pub upstream: Upstream,
     pub origin: OriginTarget,
@@ -56,7 +58,15 @@ impl Proxy {
         origin: OriginTarget,
         metrics: Arc<Metrics>,
     ) -> Proxy {
-        Proxy { node_id: node_id.into(), store, upstream, origin, metrics, refreshing: Mutex::new(HashSet::new()) }
+        Proxy {
+            node_id: node_id.into(),
+            via: forward::ViaEntries::new(node_id),
+            store,
+            upstream,
+            origin,
+            metrics,
+            refreshing: Mutex::new(HashSet::new()),
+        }
     }
 
     /// Answers one client request, start to end.
@@ -66,7 +76,7 @@ impl Proxy {
         let version = request.version();
         let path = tracing::enabled!(target: "access", tracing::Level::DEBUG).then(|| request.uri().path().to_string());
         let (mut response, status) = self.serve(request, conn).await;
-        respond::decorate(response.headers_mut(), &status, &self.node_id, version);
+        respond::decorate(response.headers_mut(), &status, &self.node_id, self.via.for_version(version));
 
         let outcome = status.outcome().as_str();
         let code = response.status();
@@ -383,7 +393,7 @@ impl Proxy {
         {
             headers.insert(header::HOST, value);
         }
-        forward::append_via(&mut headers, &forward::via_entry(parts.version, &self.node_id));
+        headers.append(header::VIA, self.via.for_version(parts.version).clone());
         forward::add_forwarded_for(&mut headers, conn.peer.ip(), conn.scheme);
         let mut request = Request::new(body);
         *request.method_mut() = parts.method.clone();

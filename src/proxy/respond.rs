@@ -4,10 +4,9 @@
 use std::time::SystemTime;
 
 use http::header::{self, HeaderValue};
-use http::{HeaderMap, Method, Response, StatusCode, Version};
+use http::{HeaderMap, Method, Response, StatusCode};
 
 use super::body::ProxyBody;
-use super::forward;
 use crate::cache::CachedObject;
 use crate::policy::CacheStatus;
 use crate::policy::conditional::NOT_MODIFIED_FIELDS;
@@ -52,14 +51,18 @@ fn set_age(headers: &mut HeaderMap, object: &CachedObject, now: SystemTime) {
 }
 
 /// Adds this node's `Cache-Status` entry (after any upstream entries) and its `Via` entry.
-pub fn decorate(headers: &mut HeaderMap, status: &CacheStatus, node_id: &str, version: Version) {
-    let entry = status.entry(node_id).to_string();
-    let combined = match headers.get(header::HeaderName::from_static("cache-status")) {
-        Some(previous) => format!("{}, {entry}", String::from_utf8_lossy(previous.as_bytes())),
-        None => entry,
-    };
-    if let Ok(value) = HeaderValue::from_str(&combined) {
-        headers.insert(header::HeaderName::from_static("cache-status"), value);
+pub fn decorate(headers: &mut HeaderMap, status: &CacheStatus, node_id: &str, via: &HeaderValue) {
+    use std::fmt::Write;
+    let cache_status = header::HeaderName::from_static("cache-status");
+    let mut combined = String::with_capacity(96);
+    if let Some(previous) = headers.get(&cache_status) {
+        combined.push_str(&String::from_utf8_lossy(previous.as_bytes()));
+        combined.push_str(", ");
     }
-    forward::append_via(headers, &forward::via_entry(version, node_id));
+    // Writing into a String cannot fail.
+    let _ = write!(combined, "{}", status.entry(node_id));
+    if let Ok(value) = HeaderValue::try_from(combined) {
+        headers.insert(cache_status, value);
+    }
+    headers.append(header::VIA, via.clone());
 }
