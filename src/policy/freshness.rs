@@ -11,26 +11,17 @@ use crate::cache::VarySpec;
 
 /// Why a response is not stored. Its text is the `detail` of `Cache-Status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.as_str())]
 pub enum NotStorable {
-    #[error("method")]
     Method,
-    #[error("status")]
     Status,
-    #[error("no-store")]
     NoStore,
-    #[error("private")]
     Private,
-    #[error("authorization")]
     Authorization,
-    #[error("vary-star")]
     VaryStar,
-    #[error("set-cookie")]
     SetCookie,
-    #[error("no-freshness")]
     NoFreshness,
-    #[error("too-large")]
     TooLarge,
-    #[error("uncacheable")]
     Uncacheable,
 }
 
