@@ -81,10 +81,15 @@ impl VarySpec {
 pub struct VariantKey(String);
 
 impl VariantKey {
+    /// The key of a URL's primary slot: the object itself when the response does not vary, else its vary record.
+    pub fn primary(primary: &PrimaryKey) -> VariantKey {
+        VariantKey(primary.0.clone())
+    }
+
     /// The variant a request selects, given the stored `Vary` fields. `None` for `Vary: *`.
     pub fn new(primary: &PrimaryKey, vary: &VarySpec, request: &HeaderMap) -> Option<VariantKey> {
         match vary {
-            VarySpec::None => Some(VariantKey(primary.0.clone())),
+            VarySpec::None => Some(VariantKey::primary(primary)),
             VarySpec::Any => None,
             VarySpec::Fields(fields) => {
                 let mut key = primary.0.clone();

@@ -19,8 +19,6 @@ pub enum Lookup {
     UriMiss(VariantKey),
     /// The URL has stored variants, but not the one this request selects.
     VaryMiss(VariantKey),
-    /// The URL's last response said `Vary: *`.
-    Uncacheable,
 }
 
 /// Called with the reason (`size`, `expired`, `replaced`, `explicit`) each time an object leaves the store.
@@ -99,14 +97,14 @@ impl Store {
 
     /// Finds the variant a request selects.
     pub fn lookup(&self, primary: &PrimaryKey, request: &HeaderMap) -> Lookup {
-        let primary_key = VariantKey::new(primary, &VarySpec::None, request);
-        let Some(primary_key) = primary_key else { return Lookup::Uncacheable };
+        let primary_key = VariantKey::primary(primary);
         let spec = match self.slots.get(&primary_key) {
             None => return Lookup::UriMiss(primary_key),
             Some(Slot::Object(object)) => return Lookup::Found(primary_key, object),
             Some(Slot::Vary(spec)) => spec,
         };
-        let Some(key) = VariantKey::new(primary, &spec, request) else { return Lookup::Uncacheable };
+        // `Vary: *` is never stored (policy refuses it), so a vary record always names fields.
+        let Some(key) = VariantKey::new(primary, &spec, request) else { return Lookup::UriMiss(primary_key) };
         match self.slots.get(&key) {
             Some(Slot::Object(object)) => Lookup::Found(key, object),
             _ => Lookup::VaryMiss(key),
@@ -122,7 +120,7 @@ impl Store {
         let spec = VarySpec::from_response(&object.headers);
         let Some(key) = VariantKey::new(primary, &spec, request) else { return false };
         if spec != VarySpec::None {
-            let Some(primary_key) = VariantKey::new(primary, &VarySpec::None, request) else { return false };
+            let primary_key = VariantKey::primary(primary);
             let current = self.slots.get(&primary_key);
             if !matches!(current, Some(Slot::Vary(ref existing)) if *existing == spec) {
                 self.slots.insert(primary_key, Slot::Vary(spec));

@@ -72,13 +72,6 @@ impl ViaEntries {
     }
 }
 
-/// Appends this node's entry to `Via`.
-pub fn append_via(headers: &mut HeaderMap, entry: &str) {
-    if let Ok(value) = HeaderValue::from_str(entry) {
-        headers.append(header::VIA, value);
-    }
-}
-
 /// Whether a request already passed through the node named `node_id` (its own id in `Via`): a loop.
 pub fn is_loop(headers: &HeaderMap, node_id: &str) -> bool {
     headers
@@ -133,8 +126,8 @@ mod tests {
     #[test]
     fn via_detects_loops_by_node_id() {
         let mut h = HeaderMap::new();
-        append_via(&mut h, &via_entry(Version::HTTP_11, "edge-1"));
-        append_via(&mut h, &via_entry(Version::HTTP_2, "shield-1"));
+        h.append(header::VIA, ViaEntries::new("edge-1").for_version(Version::HTTP_11).clone());
+        h.append(header::VIA, ViaEntries::new("shield-1").for_version(Version::HTTP_2).clone());
         assert!(is_loop(&h, "edge-1"));
         assert!(is_loop(&h, "shield-1"));
         assert!(!is_loop(&h, "edge"));

@@ -139,7 +139,6 @@ impl Proxy {
             }
             Lookup::UriMiss(_) => self.miss(request, conn, primary, Forward::UriMiss).await,
             Lookup::VaryMiss(_) => self.miss(request, conn, primary, Forward::VaryMiss).await,
-            Lookup::Uncacheable => self.pass(request, conn, "vary-star").await,
         }
     }
 
