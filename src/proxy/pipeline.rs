@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, Scheme};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, request};
-use http_body_util::{BodyExt, Either, Empty, Limited};
+use http_body_util::{BodyExt, Either, Empty};
 use hyper::body::Incoming;
 
 use super::body::ProxyBody;
@@ -124,7 +124,7 @@ impl Proxy {
                     (self.answer_from_cache(&request, &object, now), status)
                 }
                 Usability::StaleWhileRevalidate => {
-                    self.refresh_in_background(&request, conn, key, object.clone());
+                    self.refresh_in_background(&request, conn, primary, key, object.clone());
                     let status = CacheStatus { stale: true, ..CacheStatus::hit(object.freshness.ttl_secs(now)) };
                     (self.answer_from_cache(&request, &object, now), status)
                 }
@@ -329,6 +329,7 @@ impl Proxy {
         self: &Arc<Self>,
         request: &Request<B>,
         conn: ClientConn,
+        primary: PrimaryKey,
         key: VariantKey,
         object: Arc<CachedObject>,
     ) {
@@ -346,14 +347,21 @@ impl Proxy {
         let (parts, ()) = request.into_parts();
         let proxy = self.clone();
         tokio::spawn(async move {
-            proxy.refresh_now(parts, conn, key.clone(), object).await;
+            proxy.refresh_now(parts, conn, primary, key.clone(), object).await;
             if let Ok(mut refreshing) = proxy.refreshing.lock() {
                 refreshing.remove(&key);
             }
         });
     }
 
-    async fn refresh_now(&self, parts: request::Parts, conn: ClientConn, key: VariantKey, object: Arc<CachedObject>) {
+    async fn refresh_now(
+        &self,
+        parts: request::Parts,
+        conn: ClientConn,
+        primary: PrimaryKey,
+        key: VariantKey,
+        object: Arc<CachedObject>,
+    ) {
         let mut upstream_request = self.upstream_request(&parts, Either::Right(Empty::new()), conn);
         let conditional = add_revalidation_headers(&object.headers, upstream_request.headers_mut());
         let Ok(response) = self.fetch(upstream_request).await else { return };
@@ -363,22 +371,9 @@ impl Proxy {
             self.refresh(&parts, key, &object, &head.headers);
             return;
         }
-        let received = SystemTime::now();
-        let (mut head, body) = response.into_parts();
-        forward::strip_hop_by_hop(&mut head.headers);
-        let Ok(freshness) =
-            StoreDecision::evaluate(&parts.method, &parts.uri, &parts.headers, head.status, &head.headers, received)
-        else {
-            return;
-        };
-        let limit = usize::try_from(self.store.max_object_size()).unwrap_or(usize::MAX);
-        let Ok(collected) = Limited::new(body, limit).collect().await else { return };
-        let body = collected.to_bytes();
-        if content_length(&head.headers).is_some_and(|n| n != body.len() as u64) {
-            return;
-        }
-        let object = CachedObject { status: head.status, headers: head.headers, body, freshness };
-        self.store.replace(key, object);
+        // A full response: the same store step as a miss, with nobody reading the body but the recorder.
+        let (response, _) = self.admit(&parts, primary, response, CacheStatus::forwarded(Forward::Stale));
+        let _ = response.into_body().collect().await;
     }
 
     /// The request as the origin receives it.
