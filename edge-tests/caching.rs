@@ -156,3 +156,30 @@ async fn cache_counts_show_in_metrics() {
     let health = http.get(node.admin_url("/readyz")).send().await.expect("readyz");
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test]
+async fn stale_while_revalidate_serves_stale_at_once_and_refreshes_in_the_background() {
+    let origin = TestOrigin::start(|_, index| {
+        Reply::ok(format!("version {index}"), &[("cache-control", "max-age=1, stale-while-revalidate=30")])
+    })
+    .await;
+    let node = TestNode::start(&origin, |_| {}).await;
+    let http = client();
+    http.get(node.url("/swr")).send().await.expect("first").bytes().await.expect("body");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    let stale = http.get(node.url("/swr")).send().await.expect("stale");
+    assert!(cache_status(&stale).contains("hit; ttl=-"), "{}", cache_status(&stale));
+    assert_eq!(stale.text().await.expect("body"), "version 0");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = http.get(node.url("/swr")).send().await.expect("refreshed");
+        if response.text().await.expect("body") == "version 1" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the background refresh never landed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(origin.hits(), 2, "one background refresh");
+}
