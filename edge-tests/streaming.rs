@@ -25,14 +25,19 @@ async fn assert_streamed_intact(response: reqwest::Response, chunk: usize, count
     assert_eq!(offset, chunk * count);
 }
 
-#[tokio::test]
-async fn a_24_mib_body_streams_through_intact_and_uncached() {
-    let (chunk, count) = (64 * 1024, 24 * 16);
-    let origin = TestOrigin::start(move |_, _| Reply {
+/// An origin answering every request with `count` cacheable chunks of `chunk` bytes.
+async fn chunked_origin(chunk: usize, count: usize) -> TestOrigin {
+    TestOrigin::start(move |_, _| Reply {
         body: ReplyBody::Chunks { chunk, count },
         ..Reply::ok("", &[("cache-control", "max-age=60")])
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_24_mib_body_streams_through_intact_and_uncached() {
+    let (chunk, count) = (64 * 1024, 24 * 16);
+    let origin = chunked_origin(chunk, count).await;
     let node = TestNode::start(&origin, |_| {}).await;
     let http = client();
     for _ in 0..2 {
@@ -46,11 +51,7 @@ async fn a_24_mib_body_streams_through_intact_and_uncached() {
 #[tokio::test]
 async fn a_body_under_the_limit_is_stored_and_served_byte_for_byte() {
     let (chunk, count) = (64 * 1024, 8 * 16);
-    let origin = TestOrigin::start(move |_, _| Reply {
-        body: ReplyBody::Chunks { chunk, count },
-        ..Reply::ok("", &[("cache-control", "max-age=60")])
-    })
-    .await;
+    let origin = chunked_origin(chunk, count).await;
     let node = TestNode::start(&origin, |_| {}).await;
     let http = client();
     let first = http.get(node.url("/8mib")).send().await.expect("first");
