@@ -104,6 +104,15 @@ impl VariantKey {
         }
     }
 
+    /// The same key within one generation of its URL's vary record, so that variants stored under an earlier
+    /// (invalidated or replaced) record can never be found again, even if they are still in memory.
+    pub fn in_generation(mut self, generation: u64) -> VariantKey {
+        use std::fmt::Write;
+        // Writing into a String cannot fail.
+        let _ = write!(self.0, "\n#{generation}");
+        self
+    }
+
     /// The key as text.
     pub fn as_str(&self) -> &str {
         &self.0

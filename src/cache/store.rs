@@ -1,7 +1,10 @@
 //! The in-memory store: moka weighted by bytes with TinyLFU admission, plus the index of which request fields
-//! each URL varies on. Lookup turns a request into a hit, a vary-miss or a miss.
+//! each URL varies on. Lookup turns a request into a hit, a vary-miss or a miss; invalidation removes every variant
+//! of a URL.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderMap;
@@ -28,8 +31,21 @@ pub type EvictionHook = Box<dyn Fn(&'static str) + Send + Sync>;
 #[derive(Clone)]
 enum Slot {
     Object(Arc<CachedObject>),
-    Vary(VarySpec),
+    Vary(Arc<VaryRecord>),
 }
+
+/// The vary record of a URL: the fields its responses vary on, the generation its variant keys carry, and the keys
+/// of the variants stored under it. A record that is removed (invalidation) or replaced (the fields changed) takes
+/// its generation with it, so variants stored under it can never be found again; the key list lets invalidation
+/// free them at once instead of waiting for them to expire.
+struct VaryRecord {
+    spec: VarySpec,
+    generation: u64,
+    variants: Mutex<HashSet<VariantKey>>,
+}
+
+/// A record's key list is pruned of keys no longer in the store once it grows past this.
+const VARY_RECORD_PRUNE_AT: usize = 256;
 
 /// Bytes charged for a vary record beyond its key.
 const VARY_RECORD_BYTES: u32 = 128;
@@ -42,6 +58,8 @@ const VARY_RECORD_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 pub struct Store {
     slots: Cache<VariantKey, Slot>,
     max_object_size: u64,
+    /// The next vary record's generation.
+    next_generation: AtomicU64,
 }
 
 struct KeepFor;
@@ -87,7 +105,7 @@ impl Store {
                 })
             })
             .build();
-        Store { slots, max_object_size }
+        Store { slots, max_object_size, next_generation: AtomicU64::new(1) }
     }
 
     /// Largest body this store keeps.
@@ -98,13 +116,14 @@ impl Store {
     /// Finds the variant a request selects.
     pub fn lookup(&self, primary: &PrimaryKey, request: &HeaderMap) -> Lookup {
         let primary_key = VariantKey::primary(primary);
-        let spec = match self.slots.get(&primary_key) {
+        let record = match self.slots.get(&primary_key) {
             None => return Lookup::UriMiss(primary_key),
             Some(Slot::Object(object)) => return Lookup::Found(primary_key, object),
-            Some(Slot::Vary(spec)) => spec,
+            Some(Slot::Vary(record)) => record,
         };
         // `Vary: *` is never stored (policy refuses it), so a vary record always names fields.
-        let Some(key) = VariantKey::new(primary, &spec, request) else { return Lookup::UriMiss(primary_key) };
+        let Some(key) = VariantKey::new(primary, &record.spec, request) else { return Lookup::UriMiss(primary_key) };
+        let key = key.in_generation(record.generation);
         match self.slots.get(&key) {
             Some(Slot::Object(object)) => Lookup::Found(key, object),
             _ => Lookup::VaryMiss(key),
@@ -119,15 +138,61 @@ impl Store {
         }
         let spec = VarySpec::from_response(&object.headers);
         let Some(key) = VariantKey::new(primary, &spec, request) else { return false };
-        if spec != VarySpec::None {
-            let primary_key = VariantKey::primary(primary);
-            let current = self.slots.get(&primary_key);
-            if !matches!(current, Some(Slot::Vary(ref existing)) if *existing == spec) {
-                self.slots.insert(primary_key, Slot::Vary(spec));
+        let primary_key = VariantKey::primary(primary);
+        let current = self.slots.get(&primary_key);
+        if spec == VarySpec::None {
+            // The URL stops varying: the object takes the record's place, and the record's variants go.
+            if let Some(Slot::Vary(record)) = current {
+                self.remove_variants(&record);
             }
+            self.slots.insert(key, Slot::Object(Arc::new(object)));
+            return true;
+        }
+        let record = match current {
+            Some(Slot::Vary(record)) if record.spec == spec => record,
+            previous => {
+                if let Some(Slot::Vary(record)) = previous {
+                    self.remove_variants(&record);
+                }
+                let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+                let record = Arc::new(VaryRecord { spec, generation, variants: Mutex::new(HashSet::new()) });
+                self.slots.insert(primary_key, Slot::Vary(record.clone()));
+                record
+            }
+        };
+        let key = key.in_generation(record.generation);
+        if let Ok(mut variants) = record.variants.lock() {
+            if variants.len() >= VARY_RECORD_PRUNE_AT {
+                variants.retain(|known| self.slots.contains_key(known));
+            }
+            variants.insert(key.clone());
         }
         self.slots.insert(key, Slot::Object(Arc::new(object)));
         true
+    }
+
+    /// Removes every stored response of a URL: its object, or its vary record and every variant stored under it
+    /// (RFC 9111 §4.4). Returns whether anything was stored. A variant being stored concurrently under the removed
+    /// record is stored under its old generation and is never found.
+    pub fn invalidate_uri(&self, primary: &PrimaryKey) -> bool {
+        match self.slots.remove(&VariantKey::primary(primary)) {
+            Some(Slot::Vary(record)) => {
+                self.remove_variants(&record);
+                true
+            }
+            Some(Slot::Object(_)) => true,
+            None => false,
+        }
+    }
+
+    fn remove_variants(&self, record: &VaryRecord) {
+        let keys: Vec<VariantKey> = match record.variants.lock() {
+            Ok(mut variants) => variants.drain().collect(),
+            Err(_) => return,
+        };
+        for key in keys {
+            self.slots.invalidate(&key);
+        }
     }
 
     /// Replaces a stored variant under its existing key (after a 304 refreshed it).
@@ -154,5 +219,93 @@ impl Store {
     /// Runs the store's pending maintenance (admission, eviction), so counts are exact.
     pub fn run_pending_tasks(&self) {
         self.slots.run_pending_tasks();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Freshness;
+    use http::{HeaderValue, StatusCode, Uri};
+
+    fn store() -> Store {
+        Store::new(1 << 20, 1 << 16, Box::new(|_| {}))
+    }
+
+    fn object(body: &'static str, vary: Option<&'static str>) -> CachedObject {
+        let mut headers = HeaderMap::new();
+        if let Some(vary) = vary {
+            headers.insert(http::header::VARY, HeaderValue::from_static(vary));
+        }
+        let freshness = Freshness {
+            received: SystemTime::now(),
+            initial_age: Duration::ZERO,
+            fresh_for: Duration::from_secs(60),
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+            must_revalidate: false,
+        };
+        CachedObject { status: StatusCode::OK, headers, body: body.into(), freshness }
+    }
+
+    fn lang(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("accept-language", HeaderValue::from_static(value));
+        headers
+    }
+
+    fn body_of(lookup: Lookup) -> Option<String> {
+        match lookup {
+            Lookup::Found(_, object) => Some(String::from_utf8_lossy(&object.body).into_owned()),
+            Lookup::UriMiss(_) | Lookup::VaryMiss(_) => None,
+        }
+    }
+
+    #[test]
+    fn invalidate_uri_removes_a_plain_object() {
+        let store = store();
+        let url = PrimaryKey::new("http", "h", &Uri::from_static("/a"));
+        store.insert(&url, &HeaderMap::new(), object("a", None));
+        assert_eq!(body_of(store.lookup(&url, &HeaderMap::new())).as_deref(), Some("a"));
+        assert!(store.invalidate_uri(&url));
+        assert!(matches!(store.lookup(&url, &HeaderMap::new()), Lookup::UriMiss(_)));
+        assert!(!store.invalidate_uri(&url), "nothing left to invalidate");
+    }
+
+    #[test]
+    fn invalidate_uri_removes_every_variant_and_they_never_come_back() {
+        let store = store();
+        let url = PrimaryKey::new("http", "h", &Uri::from_static("/v"));
+        let other = PrimaryKey::new("http", "h", &Uri::from_static("/other"));
+        store.insert(&url, &lang("fr"), object("fr", Some("accept-language")));
+        store.insert(&url, &lang("de"), object("de", Some("accept-language")));
+        store.insert(&other, &lang("fr"), object("other", Some("accept-language")));
+        assert_eq!(body_of(store.lookup(&url, &lang("de"))).as_deref(), Some("de"));
+
+        assert!(store.invalidate_uri(&url));
+        assert!(matches!(store.lookup(&url, &lang("fr")), Lookup::UriMiss(_)));
+        // A new variant re-creates the vary record: the old variants must not be found through it.
+        store.insert(&url, &lang("fr"), object("fr2", Some("accept-language")));
+        assert_eq!(body_of(store.lookup(&url, &lang("fr"))).as_deref(), Some("fr2"));
+        assert!(matches!(store.lookup(&url, &lang("de")), Lookup::VaryMiss(_)), "the old de variant is gone");
+        // Other URLs are untouched.
+        assert_eq!(body_of(store.lookup(&other, &lang("fr"))).as_deref(), Some("other"));
+        // And the removed variants' memory is freed, not just unreachable.
+        store.run_pending_tasks();
+        assert_eq!(store.object_count(), 4, "two records and one variant each");
+    }
+
+    #[test]
+    fn a_changed_vary_field_list_drops_the_old_variants() {
+        let store = store();
+        let url = PrimaryKey::new("http", "h", &Uri::from_static("/c"));
+        store.insert(&url, &lang("fr"), object("by-lang", Some("accept-language")));
+        store.insert(&url, &lang("fr"), object("by-encoding", Some("accept-encoding")));
+        store.insert(&url, &lang("fr"), object("by-lang-again", Some("accept-language")));
+        assert_eq!(body_of(store.lookup(&url, &lang("fr"))).as_deref(), Some("by-lang-again"));
+        store.insert(&url, &lang("fr"), object("plain", None));
+        assert_eq!(body_of(store.lookup(&url, &lang("de"))).as_deref(), Some("plain"));
+        store.run_pending_tasks();
+        assert_eq!(store.object_count(), 1);
     }
 }
