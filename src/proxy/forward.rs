@@ -33,6 +33,21 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
+/// Targeted cache-control fields (RFC 9213) addressed to this cache: kept in the stored object, where the policy
+/// reads them, and removed from every answer to a client.
+pub const TARGETED_CACHE_CONTROL: [HeaderName; 3] = [
+    HeaderName::from_static("cdn-cache-control"),
+    HeaderName::from_static("edgecache-cache-control"),
+    HeaderName::from_static("surrogate-control"),
+];
+
+/// Removes the targeted cache-control fields from an answer on its way to the client.
+pub fn strip_targeted_cache_control(headers: &mut HeaderMap) {
+    for name in &TARGETED_CACHE_CONTROL {
+        headers.remove(name);
+    }
+}
+
 /// The `Via` entry of this node for a message received with `version`: `1.1 edge-1`.
 pub fn via_entry(version: Version, node_id: &str) -> String {
     let protocol = match version {

@@ -3,8 +3,10 @@
 
 pub mod body;
 pub mod forward;
+pub mod invalidate;
 pub mod listener;
 pub mod pipeline;
+pub mod range;
 pub mod respond;
 pub mod upstream;
 

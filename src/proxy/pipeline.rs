@@ -14,6 +14,8 @@ use hyper::body::Incoming;
 
 use super::body::ProxyBody;
 use super::forward;
+use super::invalidate::{self, InvalidationTarget};
+use super::range::{self, RangeAnswer};
 use super::respond;
 use super::upstream::{Upstream, UpstreamBody, UpstreamError};
 use crate::cache::{CachedObject, Lookup, PrimaryKey, Store, VariantKey};
@@ -76,6 +78,7 @@ impl Proxy {
         let version = request.version();
         let path = tracing::enabled!(target: "access", tracing::Level::DEBUG).then(|| request.uri().path().to_string());
         let (mut response, status) = self.serve(request, conn).await;
+        forward::strip_targeted_cache_control(response.headers_mut());
         respond::decorate(response.headers_mut(), &status, &self.node_id, self.via.for_version(version));
 
         let outcome = status.outcome().as_str();
@@ -109,9 +112,10 @@ impl Proxy {
         // Key.
         let primary = PrimaryKey::new(conn.scheme, host, request.uri());
         let method = request.method();
-        if (method != Method::GET && method != Method::HEAD) || request.headers().contains_key(header::RANGE) {
-            let detail = if request.headers().contains_key(header::RANGE) { "range" } else { "method" };
-            return self.pass(request, conn, detail).await;
+        if method != Method::GET && method != Method::HEAD {
+            let invalidation = (!invalidate::is_safe(method))
+                .then(|| InvalidationTarget::new(conn.scheme, host, request.uri(), primary.clone()));
+            return self.pass(request, conn, "method", invalidation).await;
         }
 
         // Lookup.
@@ -142,7 +146,8 @@ impl Proxy {
         }
     }
 
-    /// A stored object for this request: 304 if the client's conditional holds, else the object.
+    /// A stored object for this request: 304 if the client's conditional holds, else the ranges it asks for
+    /// (206 or 416), else the object.
     fn answer_from_cache<B>(
         &self,
         request: &Request<B>,
@@ -150,18 +155,26 @@ impl Proxy {
         now: SystemTime,
     ) -> Response<ProxyBody> {
         if client_not_modified(request.method(), request.headers(), &object.headers) {
-            respond::not_modified(object, now)
-        } else {
-            respond::from_cache(object, request.method(), now)
+            return respond::not_modified(object, now);
+        }
+        let len = object.body.len() as u64;
+        match range::select(request.method(), request.headers(), object.status, &object.headers, len) {
+            RangeAnswer::Whole => respond::from_cache(object, request.method(), now),
+            RangeAnswer::Partial(ranges) => {
+                range::partial(respond::from_cache(object, request.method(), now), &object.body, &ranges)
+            }
+            RangeAnswer::NotSatisfiable => range::not_satisfiable(len),
         }
     }
 
-    /// Forwards a request the cache does not take part in; the response streams back untouched.
+    /// Forwards a request the cache does not take part in; the response streams back untouched. A successful
+    /// answer to an unsafe method invalidates what the cache holds for its target (RFC 9111 §4.4).
     async fn pass(
         &self,
         request: Request<Incoming>,
         conn: ClientConn,
         detail: &'static str,
+        invalidation: Option<InvalidationTarget>,
     ) -> (Response<ProxyBody>, CacheStatus) {
         let mut status = CacheStatus::forwarded(Forward::Bypass);
         status.detail = Some(detail);
@@ -170,6 +183,12 @@ impl Proxy {
         match self.fetch(upstream_request).await {
             Ok(response) => {
                 status.forward_status = Some(response.status().as_u16());
+                if let Some(target) = invalidation
+                    && invalidate::response_invalidates(&parts.method, response.status())
+                {
+                    target.apply(&self.store, response.headers());
+                    status.detail = Some("invalidated");
+                }
                 let (mut head, body) = response.into_parts();
                 forward::strip_hop_by_hop(&mut head.headers);
                 (Response::from_parts(head, ProxyBody::stream(body)), status)
@@ -199,8 +218,40 @@ impl Proxy {
             }
         }
         match self.fetch(upstream_request).await {
+            Ok(response) if asks_for_ranges(&parts) => self.admit_ranged(parts, primary, response, status).await,
             Ok(response) => self.admit(&parts, primary, response, status),
             Err(error) => self.upstream_failed(error, status),
+        }
+    }
+
+    /// The upstream's answer to a GET with `Range`: a 206 passes through unstored (partial content is not kept);
+    /// a storable 200 of known length is stored whole first and the ranges are cut from it; anything else is
+    /// admitted as usual.
+    async fn admit_ranged(
+        &self,
+        parts: request::Parts,
+        primary: PrimaryKey,
+        response: Response<Incoming>,
+        status: CacheStatus,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        let whole_of_known_length = response.status() == StatusCode::OK && content_length(response.headers()).is_some();
+        let (response, mut status) = self.admit(&parts, primary.clone(), response, status);
+        if !(whole_of_known_length && status.stored) {
+            return (response, status);
+        }
+        let (head, body) = response.into_parts();
+        let Ok(collected) = body.collect().await else {
+            status.stored = false;
+            status.error = true;
+            status.detail = Some("upstream-reset");
+            return (respond::error(StatusCode::BAD_GATEWAY, "origin broke off the response body"), status);
+        };
+        match self.store.lookup(&primary, &parts.headers) {
+            Lookup::Found(_, object) => {
+                (self.answer_from_cache(&Request::from_parts(parts, ()), &object, SystemTime::now()), status)
+            }
+            // Stored and gone already (evicted at once): the whole response, as received.
+            _ => (Response::from_parts(head, ProxyBody::full(collected.to_bytes())), status),
         }
     }
 
@@ -218,6 +269,8 @@ impl Proxy {
         let (parts, body) = request.into_parts();
         let mut upstream_request = self.upstream_request(&parts, Either::Left(body), conn);
         let conditional = add_revalidation_headers(&object.headers, upstream_request.headers_mut());
+        // The stored response is whole; so must its replacement be (ranges are cut here).
+        upstream_request.headers_mut().remove(header::RANGE);
         let now = SystemTime::now();
         match self.fetch(upstream_request).await {
             Ok(response) if conditional && response.status() == StatusCode::NOT_MODIFIED => {
@@ -234,6 +287,7 @@ impl Proxy {
                 status.forward_status = Some(response.status().as_u16());
                 self.serve_stale_on_error(&parts, &object, status, "upstream-error")
             }
+            Ok(response) if asks_for_ranges(&parts) => self.admit_ranged(parts, primary, response, status).await,
             Ok(response) => self.admit(&parts, primary, response, status),
             Err(error) if may_serve_stale_on_error(&object, now) => {
                 self.serve_stale_on_error(&parts, &object, status, error.detail())
@@ -297,6 +351,11 @@ impl Proxy {
         let (mut head, body) = response.into_parts();
         forward::strip_hop_by_hop(&mut head.headers);
         status.forward_status = Some(head.status.as_u16());
+        if head.status == StatusCode::PARTIAL_CONTENT {
+            // Partial content is passed on, never stored: only whole responses are kept and cut into ranges.
+            status.detail = Some("partial-content");
+            return (Response::from_parts(head, ProxyBody::stream(body)), status);
+        }
         let decision =
             StoreDecision::evaluate(&parts.method, &parts.uri, &parts.headers, head.status, &head.headers, received);
         let freshness = match decision {
@@ -364,6 +423,7 @@ impl Proxy {
     ) {
         let mut upstream_request = self.upstream_request(&parts, Either::Right(Empty::new()), conn);
         let conditional = add_revalidation_headers(&object.headers, upstream_request.headers_mut());
+        upstream_request.headers_mut().remove(header::RANGE);
         let Ok(response) = self.fetch(upstream_request).await else { return };
         if conditional && response.status() == StatusCode::NOT_MODIFIED {
             let (mut head, _) = response.into_parts();
@@ -422,6 +482,11 @@ impl Proxy {
 fn may_serve_stale_on_error(object: &CachedObject, now: SystemTime) -> bool {
     let f = &object.freshness;
     !f.must_revalidate && !f.stale_if_error.is_zero() && f.staleness(now) <= f.stale_if_error
+}
+
+/// Whether a request is a GET with `Range` (the only method ranges apply to, RFC 9110 §14.2).
+fn asks_for_ranges(parts: &request::Parts) -> bool {
+    parts.method == Method::GET && parts.headers.contains_key(header::RANGE)
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
