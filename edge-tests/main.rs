@@ -4,6 +4,9 @@ mod support;
 
 mod caching;
 mod config;
+mod conformance_headers;
+mod conformance_invalidation;
+mod conformance_ranges;
 mod lifecycle;
 mod proxying;
 mod streaming;

@@ -376,10 +376,15 @@ impl Proxy {
         let store = self.store.clone();
         let (object_status, object_headers, request_headers) =
             (head.status, head.headers.clone(), parts.headers.clone());
-        let on_complete = Box::new(move |bytes| {
+        let on_complete: super::body::OnComplete = Box::new(move |bytes| {
             let object = CachedObject { status: object_status, headers: object_headers, body: bytes, freshness };
             store.insert(&primary, &request_headers, object);
         });
+        if http_body::Body::is_end_stream(&body) {
+            // An empty body (204, `Content-Length: 0`) is complete already, and the server may never poll it.
+            on_complete(bytes::Bytes::new());
+            return (Response::from_parts(head, ProxyBody::empty()), status);
+        }
         (Response::from_parts(head, ProxyBody::recorded(body, limit, expected_len, on_complete)), status)
     }
 
