@@ -268,3 +268,35 @@ async fn interim_103_from_the_origin_is_dropped_and_the_final_answer_served_and_
     assert_eq!(requests.load(Ordering::SeqCst), 1);
     assert_eq!(unused.hits(), 0);
 }
+
+#[tokio::test]
+async fn head_answer_with_matching_validators_freshens_the_stored_get() {
+    // An origin that ignores conditionals on HEAD and answers 200 with the same ETag and new fields.
+    let origin = TestOrigin::start(|seen, _| {
+        if seen.method == http::Method::HEAD {
+            let etag = if seen.path_and_query == "/changed" { "\"b\"" } else { "\"a\"" };
+            Reply::ok("", &[("cache-control", "max-age=60"), ("etag", etag), ("x-from-head", "yes")])
+        } else {
+            Reply::ok("get body", &[("cache-control", "max-age=1"), ("etag", "\"a\"")])
+        }
+    })
+    .await;
+    let node = TestNode::start(&origin, |_| {}).await;
+    let http = client();
+    for path in ["/same", "/changed"] {
+        http.get(node.url(path)).send().await.expect("fill").bytes().await.expect("body");
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let head = http.head(node.url("/same")).send().await.expect("head");
+    assert_eq!(cache_status(&head), "test-edge; fwd=stale; fwd-status=200; ttl=60; detail=head-update");
+    let get = http.get(node.url("/same")).send().await.expect("get");
+    assert!(is_hit(&get), "the HEAD made the stored GET fresh: {}", cache_status(&get));
+    assert_eq!(header(&get, "x-from-head"), "yes");
+    assert_eq!(get.text().await.expect("body"), "get body");
+
+    let head = http.head(node.url("/changed")).send().await.expect("head");
+    assert!(!cache_status(&head).contains("head-update"), "{}", cache_status(&head));
+    let get = http.get(node.url("/changed")).send().await.expect("get");
+    assert!(cache_status(&get).starts_with("test-edge; fwd=stale"), "a different ETag left it stale");
+}

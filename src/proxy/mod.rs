@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod forward;
+pub mod head_update;
 pub mod invalidate;
 pub mod listener;
 pub mod pipeline;

@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 
 use super::body::ProxyBody;
 use super::forward;
+use super::head_update;
 use super::invalidate::{self, InvalidationTarget};
 use super::range::{self, RangeAnswer};
 use super::respond;
@@ -281,6 +282,22 @@ impl Proxy {
                 status.hit = true;
                 status.forward_status = Some(304);
                 status.ttl = Some(refreshed.freshness.ttl_secs(now));
+                (self.answer_from_cache(&Request::from_parts(parts, ()), &refreshed, now), status)
+            }
+            Ok(response)
+                if parts.method == Method::HEAD
+                    && response.status() == StatusCode::OK
+                    && head_update::describes_stored(&object.headers, response.headers()) =>
+            {
+                // RFC 9111 §4.3.5: the HEAD's fields freshen the stored GET response, as a 304's would.
+                let (mut head, _) = response.into_parts();
+                forward::strip_hop_by_hop(&mut head.headers);
+                let refreshed = self.refresh(&parts, key, &object, &head.headers);
+                let now = SystemTime::now();
+                status.hit = true;
+                status.forward_status = Some(200);
+                status.ttl = Some(refreshed.freshness.ttl_secs(now));
+                status.detail = Some("head-update");
                 (self.answer_from_cache(&Request::from_parts(parts, ()), &refreshed, now), status)
             }
             Ok(response) if response.status().is_server_error() && may_serve_stale_on_error(&object, now) => {
