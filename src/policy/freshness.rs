@@ -84,9 +84,10 @@ impl Freshness {
     }
 
     /// Seconds of freshness left at `now`; negative once stale (RFC 9211 `ttl`).
+    /// Counted in whole seconds as `Age` is, so that `ttl` + `Age` is the freshness lifetime.
     pub fn ttl_secs(&self, now: SystemTime) -> i64 {
-        let elapsed = now.duration_since(self.received).unwrap_or_default();
-        self.fresh_for.as_secs() as i64 - elapsed.as_secs() as i64
+        let lifetime = (self.fresh_for + self.initial_age).as_secs() as i64;
+        lifetime - self.age(now).as_secs() as i64
     }
 
     /// How long it has been stale at `now` (zero while fresh).
