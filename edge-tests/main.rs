@@ -4,6 +4,12 @@ mod support;
 
 mod caching;
 mod config;
+mod conformance_directives;
+mod conformance_freshness;
+mod conformance_kit;
+mod conformance_request;
+mod conformance_revalidation;
+mod conformance_vary;
 mod lifecycle;
 mod proxying;
 mod streaming;

@@ -96,12 +96,18 @@ mod tests {
         assert_eq!(initial_age(&h, requested, received), Duration::from_secs(12));
         // The apparent age when it is larger.
         let mut h = HeaderMap::new();
-        h.insert("date", HeaderValue::from_str(&httpdate::fmt_http_date(received - Duration::from_secs(100))).unwrap());
+        h.insert(
+            "date",
+            HeaderValue::from_str(&httpdate::fmt_http_date(received - Duration::from_secs(100))).expect("date"),
+        );
         h.insert("age", HeaderValue::from_static("10"));
         assert_eq!(initial_age(&h, requested, received), Duration::from_secs(100));
         // A Date in the future counts as zero.
         let mut h = HeaderMap::new();
-        h.insert("date", HeaderValue::from_str(&httpdate::fmt_http_date(received + Duration::from_secs(100))).unwrap());
+        h.insert(
+            "date",
+            HeaderValue::from_str(&httpdate::fmt_http_date(received + Duration::from_secs(100))).expect("date"),
+        );
         assert_eq!(initial_age(&h, received, received), Duration::ZERO);
     }
 

@@ -84,10 +84,11 @@ impl Freshness {
     }
 
     /// Seconds of freshness left at `now`; negative once stale (RFC 9211 `ttl`).
-    /// Counted in whole seconds as `Age` is, so that `ttl` + `Age` is the freshness lifetime.
+    /// Counted in whole seconds as `Age` is, so that `ttl` + `Age` is the freshness lifetime; at most -1 once stale.
     pub fn ttl_secs(&self, now: SystemTime) -> i64 {
         let lifetime = (self.fresh_for + self.initial_age).as_secs() as i64;
-        lifetime - self.age(now).as_secs() as i64
+        let ttl = lifetime - self.age(now).as_secs() as i64;
+        if self.is_fresh(now) { ttl } else { ttl.min(-1) }
     }
 
     /// How long it has been stale at `now` (zero while fresh).
