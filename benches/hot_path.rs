@@ -53,6 +53,7 @@ fn freshness() -> Freshness {
         stale_while_revalidate: Duration::ZERO,
         stale_if_error: Duration::ZERO,
         must_revalidate: false,
+        immutable: false,
     }
 }
 

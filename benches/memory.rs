@@ -55,6 +55,7 @@ fn main() {
         stale_while_revalidate: Duration::ZERO,
         stale_if_error: Duration::ZERO,
         must_revalidate: false,
+        immutable: false,
     };
     let request = HeaderMap::new();
     let store = Store::new(4 << 30, 16 << 20, Box::new(|_| {}));

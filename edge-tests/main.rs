@@ -4,9 +4,15 @@ mod support;
 
 mod caching;
 mod config;
+mod conformance_directives;
+mod conformance_freshness;
 mod conformance_headers;
 mod conformance_invalidation;
+mod conformance_kit;
 mod conformance_ranges;
+mod conformance_request;
+mod conformance_revalidation;
+mod conformance_vary;
 mod lifecycle;
 mod proxying;
 mod streaming;

@@ -96,8 +96,11 @@ impl VariantKey {
                 for field in fields.iter() {
                     key.push('\n');
                     key.push_str(field.as_str());
-                    key.push(':');
-                    push_normalised_values(&mut key, request, field);
+                    // An absent field matches only an absent field (RFC 9111 §4.1), not an empty one.
+                    if request.contains_key(field) {
+                        key.push(':');
+                        push_normalised_values(&mut key, request, field);
+                    }
                 }
                 Some(VariantKey(key))
             }
@@ -119,8 +122,9 @@ impl VariantKey {
     }
 }
 
-/// Appends the field's values as one list: lines joined by commas, whitespace around commas removed, so
-/// `a, b` and `a,b` (or the same values on two lines) select the same variant.
+/// Appends the field's values as one list: lines joined by commas, whitespace around commas removed and runs of
+/// whitespace inside a member collapsed to one space, so `a, b`, `a,b` and `a,  b` (or the same values on two
+/// lines) select the same variant. Case is kept: whether it matters depends on the field.
 fn push_normalised_values(key: &mut String, request: &HeaderMap, field: &HeaderName) {
     let mut first = true;
     for value in request.get_all(field) {
@@ -129,7 +133,14 @@ fn push_normalised_values(key: &mut String, request: &HeaderMap, field: &HeaderN
                 key.push(',');
             }
             first = false;
-            key.push_str(item.trim());
+            let mut words = item.split_ascii_whitespace();
+            if let Some(word) = words.next() {
+                key.push_str(word);
+            }
+            for word in words {
+                key.push(' ');
+                key.push_str(word);
+            }
         }
     }
 }
@@ -181,5 +192,29 @@ mod tests {
         assert_eq!(ka, VariantKey::new(&primary, &spec, &b));
         assert_ne!(ka, VariantKey::new(&primary, &spec, &c));
         assert_eq!(VariantKey::new(&primary, &VarySpec::Any, &a), None);
+        let mut d = HeaderMap::new();
+        d.insert("accept-language", HeaderValue::from_static(" en ,\tfr "));
+        assert_eq!(ka, VariantKey::new(&primary, &spec, &d));
+    }
+
+    #[test]
+    fn absent_field_differs_from_empty_field() {
+        let primary = PrimaryKey::new("http", "h", &Uri::from_static("/"));
+        let spec = VarySpec::Fields(vec![HeaderName::from_static("x-a")].into());
+        let mut empty = HeaderMap::new();
+        empty.insert("x-a", HeaderValue::from_static(""));
+        assert_ne!(VariantKey::new(&primary, &spec, &HeaderMap::new()), VariantKey::new(&primary, &spec, &empty));
+    }
+
+    #[test]
+    fn vary_field_list_tolerates_case_whitespace_and_empty_members() {
+        let mut h = HeaderMap::new();
+        h.append("vary", HeaderValue::from_static(" ,ACCEPT ,, x-Foo  ,accept"));
+        let spec = VarySpec::from_response(&h);
+        let VarySpec::Fields(f) = &spec else { panic!("expected fields, got {spec:?}") };
+        assert_eq!(f.iter().map(|n| n.as_str()).collect::<Vec<_>>(), ["accept", "x-foo"]);
+        let mut empty = HeaderMap::new();
+        empty.append("vary", HeaderValue::from_static(""));
+        assert_eq!(VarySpec::from_response(&empty), VarySpec::None);
     }
 }

@@ -244,6 +244,7 @@ mod tests {
             stale_while_revalidate: Duration::ZERO,
             stale_if_error: Duration::ZERO,
             must_revalidate: false,
+            immutable: false,
         };
         CachedObject { status: StatusCode::OK, headers, body: body.into(), freshness }
     }

@@ -1,30 +1,90 @@
-//! Conditional requests, both ways: answering a client's `If-None-Match` / `If-Modified-Since` from a stored
-//! response, asking the upstream to revalidate a stale one, and folding a 304 into the stored headers.
+//! Conditional requests, both ways: answering a client's preconditions from a stored response (RFC 9110 §13.2:
+//! `If-Match`, `If-Unmodified-Since`, `If-None-Match`, `If-Modified-Since`, in that order), asking the upstream to
+//! revalidate a stale one, choosing whether a 304 applies to the stored response (RFC 9111 §4.3.4), and folding
+//! the 304 into the stored headers (§3.2).
 
 use std::time::SystemTime;
 
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method};
 
+/// What a client's preconditions say about a stored response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// No precondition, or all hold: send the stored response.
+    Proceed,
+    /// `If-None-Match` / `If-Modified-Since` is false for a GET/HEAD: answer 304.
+    NotModified,
+    /// `If-Match` / `If-Unmodified-Since` is false: answer 412.
+    Failed,
+}
+
+/// Evaluates a client's preconditions against a stored response (RFC 9110 §13.2.2).
+pub fn evaluate_preconditions(method: &Method, request: &HeaderMap, stored: &HeaderMap) -> Precondition {
+    let etag = stored.get(header::ETAG).and_then(|v| v.to_str().ok());
+    if request.contains_key(header::IF_MATCH) {
+        // Strong comparison; `*` matches any current representation.
+        if !list_matches(request, &header::IF_MATCH, |tag| etag.is_some_and(|etag| strong_eq(tag, etag))) {
+            return Precondition::Failed;
+        }
+    } else if let Some(since) = single_date(request, &header::IF_UNMODIFIED_SINCE)
+        && last_modified_or_date(stored).is_none_or(|modified| modified > since)
+    {
+        return Precondition::Failed;
+    }
+    let get_or_head = method == Method::GET || method == Method::HEAD;
+    if request.contains_key(header::IF_NONE_MATCH) {
+        // Weak comparison; `*` matches any current representation.
+        let matched = list_matches(request, &header::IF_NONE_MATCH, |tag| etag.is_some_and(|etag| weak_eq(tag, etag)));
+        return match (matched, get_or_head) {
+            (false, _) => Precondition::Proceed,
+            (true, true) => Precondition::NotModified,
+            (true, false) => Precondition::Failed,
+        };
+    }
+    if get_or_head
+        && let Some(since) = single_date(request, &header::IF_MODIFIED_SINCE)
+        && let Some(modified) = last_modified_or_date(stored)
+        && modified <= since
+    {
+        return Precondition::NotModified;
+    }
+    Precondition::Proceed
+}
+
 /// Whether a client's conditional GET/HEAD is satisfied by a response with `stored` headers, so it can be
 /// answered 304 (RFC 9110 §13.2.2: `If-None-Match` takes precedence; weak comparison).
 pub fn client_not_modified(method: &Method, request: &HeaderMap, stored: &HeaderMap) -> bool {
-    if method != Method::GET && method != Method::HEAD {
-        return false;
+    evaluate_preconditions(method, request, stored) == Precondition::NotModified
+}
+
+/// Whether any member of an entity-tag list field matches; `*` always does.
+fn list_matches(request: &HeaderMap, name: &HeaderName, matches: impl Fn(&str) -> bool) -> bool {
+    request
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(split_entity_tags)
+        .any(|tag| tag == "*" || matches(tag))
+}
+
+/// Splits an entity-tag list at commas outside the quotes.
+fn split_entity_tags(list: &str) -> Vec<&str> {
+    let mut tags = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in list.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                tags.push(list[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
     }
-    if request.contains_key(header::IF_NONE_MATCH) {
-        let Some(etag) = stored.get(header::ETAG).and_then(|v| v.to_str().ok()) else { return false };
-        return request
-            .get_all(header::IF_NONE_MATCH)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .any(|tag| tag == "*" || weak_eq(tag, etag));
-    }
-    let Some(since) = date(request, &header::IF_MODIFIED_SINCE) else { return false };
-    let Some(modified) = date(stored, &header::LAST_MODIFIED) else { return false };
-    modified <= since
+    tags.push(list[start..].trim());
+    tags.retain(|t| !t.is_empty());
+    tags
 }
 
 /// Weak comparison of two entity tags: equal opaque tags, whether or not either is weak.
@@ -34,8 +94,28 @@ pub fn weak_eq(a: &str, b: &str) -> bool {
     a.starts_with('"') && a == b
 }
 
+/// Strong comparison: both tags strong and equal.
+pub fn strong_eq(a: &str, b: &str) -> bool {
+    a.starts_with('"') && a == b
+}
+
+/// A date precondition: ignored when invalid or given more than once (RFC 9110 §13.1.3, §13.1.4).
+fn single_date(headers: &HeaderMap, name: &HeaderName) -> Option<SystemTime> {
+    let mut values = headers.get_all(name).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    httpdate::parse_http_date(value.to_str().ok()?.trim()).ok()
+}
+
+/// The modification date a cache compares with: `Last-Modified`, else the stored `Date` (RFC 9111 §4.3.2).
+fn last_modified_or_date(stored: &HeaderMap) -> Option<SystemTime> {
+    date(stored, &header::LAST_MODIFIED).or_else(|| date(stored, &header::DATE))
+}
+
 fn date(headers: &HeaderMap, name: &HeaderName) -> Option<SystemTime> {
-    headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| httpdate::parse_http_date(v).ok())
+    super::age::date_field(headers, name)
 }
 
 /// Adds the validators of a stored response to an upstream request so the upstream can answer 304.
@@ -58,12 +138,29 @@ pub fn add_revalidation_headers(stored: &HeaderMap, upstream_request: &mut Heade
     any
 }
 
-/// Fields of a 304 that must not replace the stored ones (RFC 9111 §3.2): the stored body's framing and coding.
+/// Whether a 304 applies to the stored response it revalidated (RFC 9111 §4.3.4): its entity tag, when it has
+/// one, must match the stored one (strongly when the 304's is strong); without one, its `Last-Modified`, when it
+/// has one, must equal the stored one. A 304 without validators selects the response it was asked about.
+pub fn not_modified_selects(stored: &HeaderMap, not_modified: &HeaderMap) -> bool {
+    if let Some(tag) = not_modified.get(header::ETAG).and_then(|v| v.to_str().ok()) {
+        let Some(stored_tag) = stored.get(header::ETAG).and_then(|v| v.to_str().ok()) else { return false };
+        return if tag.starts_with("W/") { weak_eq(tag, stored_tag) } else { strong_eq(tag, stored_tag) };
+    }
+    if let Some(modified) = date(not_modified, &header::LAST_MODIFIED) {
+        return date(stored, &header::LAST_MODIFIED) == Some(modified);
+    }
+    true
+}
+
+/// Fields of a 304 that never replace the stored ones (RFC 9111 §3.2): `Content-Length`, and the fields the stored
+/// body depends on (its coding and range). Hop-by-hop and `Connection`-named fields are removed before this.
 const NOT_UPDATED_BY_304: [HeaderName; 4] =
     [header::CONTENT_LENGTH, header::CONTENT_ENCODING, header::TRANSFER_ENCODING, header::CONTENT_RANGE];
 
-/// Folds the header fields of a 304 into the stored response's headers.
+/// Folds the header fields of a 304 into the stored response's headers. The stored `Age` goes: it described the
+/// old message, and the 304 carries its own (or none, meaning it is new).
 pub fn merge_not_modified(stored: &mut HeaderMap, not_modified: &HeaderMap) {
+    stored.remove(header::AGE);
     for name in not_modified.keys() {
         if NOT_UPDATED_BY_304.contains(name) {
             continue;
@@ -121,6 +218,61 @@ mod tests {
         assert_eq!(stored["cache-control"], "max-age=60");
         assert_eq!(stored["x-a"], "old");
         assert_eq!(stored["x-b"], "new");
+    }
+
+    #[test]
+    fn if_none_match_star_matches_without_etag() {
+        let stored = headers(&[("last-modified", "Mon, 01 Jan 2024 00:00:00 GMT")]);
+        assert!(client_not_modified(&Method::GET, &headers(&[("if-none-match", "*")]), &stored));
+    }
+
+    #[test]
+    fn if_modified_since_is_ignored_when_invalid_or_with_if_none_match() {
+        let stored = headers(&[("etag", "\"v1\""), ("last-modified", "Mon, 01 Jan 2024 00:00:00 GMT")]);
+        let bad = headers(&[("if-modified-since", "yesterday")]);
+        assert_eq!(evaluate_preconditions(&Method::GET, &bad, &stored), Precondition::Proceed);
+        let both = headers(&[("if-none-match", "\"v2\""), ("if-modified-since", "Tue, 02 Jan 2024 00:00:00 GMT")]);
+        assert_eq!(evaluate_preconditions(&Method::GET, &both, &stored), Precondition::Proceed);
+        let post = headers(&[("if-modified-since", "Tue, 02 Jan 2024 00:00:00 GMT")]);
+        assert_eq!(evaluate_preconditions(&Method::POST, &post, &stored), Precondition::Proceed);
+    }
+
+    #[test]
+    fn if_match_is_strong_and_fails_with_412() {
+        let strong = headers(&[("etag", "\"v1\"")]);
+        let weak = headers(&[("etag", "W/\"v1\"")]);
+        let if_match = headers(&[("if-match", "\"v0\", \"v1\"")]);
+        assert_eq!(evaluate_preconditions(&Method::GET, &if_match, &strong), Precondition::Proceed);
+        assert_eq!(evaluate_preconditions(&Method::GET, &if_match, &weak), Precondition::Failed);
+        let star = headers(&[("if-match", "*")]);
+        assert_eq!(evaluate_preconditions(&Method::GET, &star, &weak), Precondition::Proceed);
+    }
+
+    #[test]
+    fn if_unmodified_since_fails_when_modified_later() {
+        let stored = headers(&[("last-modified", "Tue, 02 Jan 2024 00:00:00 GMT")]);
+        let before = headers(&[("if-unmodified-since", "Mon, 01 Jan 2024 00:00:00 GMT")]);
+        let after = headers(&[("if-unmodified-since", "Wed, 03 Jan 2024 00:00:00 GMT")]);
+        assert_eq!(evaluate_preconditions(&Method::GET, &before, &stored), Precondition::Failed);
+        assert_eq!(evaluate_preconditions(&Method::GET, &after, &stored), Precondition::Proceed);
+    }
+
+    #[test]
+    fn a_304_selects_by_validator() {
+        let stored = headers(&[("etag", "\"v1\""), ("last-modified", "Mon, 01 Jan 2024 00:00:00 GMT")]);
+        assert!(not_modified_selects(&stored, &headers(&[("etag", "\"v1\"")])));
+        assert!(!not_modified_selects(&stored, &headers(&[("etag", "\"v2\"")])));
+        assert!(not_modified_selects(&stored, &headers(&[("etag", "W/\"v1\"")])));
+        assert!(not_modified_selects(&stored, &headers(&[("last-modified", "Mon, 01 Jan 2024 00:00:00 GMT")])));
+        assert!(!not_modified_selects(&stored, &headers(&[("last-modified", "Tue, 02 Jan 2024 00:00:00 GMT")])));
+        assert!(not_modified_selects(&stored, &HeaderMap::new()));
+    }
+
+    #[test]
+    fn merge_drops_the_old_age() {
+        let mut stored = headers(&[("age", "100"), ("cache-control", "max-age=1")]);
+        merge_not_modified(&mut stored, &headers(&[("cache-control", "max-age=60")]));
+        assert!(!stored.contains_key("age"));
     }
 
     #[test]

@@ -1,13 +1,25 @@
-//! May a response be stored, and for how long is it fresh? Wraps `http-cache-semantics` for the RFC rules it
-//! gets right and keeps only a compact [`Freshness`] with each stored object.
+//! May a response be stored by a shared cache, and for how long is it fresh (RFC 9111 §3, §4.2, RFC 5861,
+//! RFC 8246, RFC 9213)? Judged once when a response (or a 304 refreshing one) arrives; each stored object keeps
+//! only a compact [`Freshness`].
+//!
+//! Our own module rather than `http-cache-semantics`, which follows RFC 7234: it has no stale-while-revalidate or
+//! stale-if-error, no targeted fields, no `must-understand`, treats invalid `max-age` as absent, and calls
+//! zero-lifetime `Set-Cookie` answers storable. The rules below are short enough to own outright.
 
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
-use http_cache_semantics::{CacheOptions, CachePolicy};
+use http::header::{self, HeaderName};
+use http::{HeaderMap, Method, StatusCode, Uri};
 
-use super::directives::CacheControl;
+use super::age;
+use super::directives::{CacheControl, Delta};
+use super::targeted::{self, Source};
 use crate::cache::VarySpec;
+
+/// Heuristic freshness is this fraction of the time since `Last-Modified` (RFC 9111 §4.2.2)...
+const HEURISTIC_FRACTION: u32 = 10;
+/// ...and never more than a day.
+pub const HEURISTIC_CAP: Duration = Duration::from_secs(24 * 3600);
 
 /// Why a response is not stored. Its text is the `detail` of `Cache-Status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +35,7 @@ pub enum NotStorable {
     NoFreshness,
     TooLarge,
     Uncacheable,
+    MustUnderstand,
 }
 
 impl NotStorable {
@@ -39,6 +52,7 @@ impl NotStorable {
             NotStorable::NoFreshness => "no-freshness",
             NotStorable::TooLarge => "too-large",
             NotStorable::Uncacheable => "uncacheable",
+            NotStorable::MustUnderstand => "must-understand",
         }
     }
 }
@@ -56,8 +70,11 @@ pub struct Freshness {
     pub stale_while_revalidate: Duration,
     /// `stale-if-error`: how long after going stale it may be served when the upstream fails.
     pub stale_if_error: Duration,
-    /// `must-revalidate`, `proxy-revalidate` or `s-maxage`: once stale, never served without revalidating.
+    /// `must-revalidate`, `proxy-revalidate`, `s-maxage` or `no-cache`: once stale, never served without
+    /// revalidating — not under a client's `max-stale`, not within `stale-while-revalidate`/`stale-if-error`.
     pub must_revalidate: bool,
+    /// `immutable` (RFC 8246): while fresh, a client's `max-age` (a reload) does not force a revalidation.
+    pub immutable: bool,
 }
 
 impl Freshness {
@@ -67,9 +84,11 @@ impl Freshness {
     }
 
     /// Seconds of freshness left at `now`; negative once stale (RFC 9211 `ttl`).
+    /// Counted in whole seconds as `Age` is, so that `ttl` + `Age` is the freshness lifetime; at most -1 once stale.
     pub fn ttl_secs(&self, now: SystemTime) -> i64 {
-        let elapsed = now.duration_since(self.received).unwrap_or_default();
-        self.fresh_for.as_secs() as i64 - elapsed.as_secs() as i64
+        let lifetime = (self.fresh_for + self.initial_age).as_secs() as i64;
+        let ttl = lifetime - self.age(now).as_secs() as i64;
+        if self.is_fresh(now) { ttl } else { ttl.min(-1) }
     }
 
     /// How long it has been stale at `now` (zero while fresh).
@@ -102,148 +121,162 @@ impl Freshness {
 pub struct StoreDecision;
 
 impl StoreDecision {
-    /// Judges a response to `method uri` (with the request's headers) received at `received`.
+    /// Judges a response to `method uri` (with the request's headers) received at `received`, taking the request
+    /// to have been sent at the same instant (see [`StoreDecision::evaluate_exchange`]).
     pub fn evaluate(
         method: &Method,
-        uri: &Uri,
+        _uri: &Uri,
         request: &HeaderMap,
         status: StatusCode,
         response: &HeaderMap,
         received: SystemTime,
     ) -> Result<Freshness, NotStorable> {
+        StoreDecision::evaluate_exchange(method, request, status, response, received, received)
+    }
+
+    /// Judges a response to a request sent at `requested` and received at `received` (the difference counts into
+    /// the response's age, RFC 9111 §4.2.3).
+    pub fn evaluate_exchange(
+        method: &Method,
+        request: &HeaderMap,
+        status: StatusCode,
+        response: &HeaderMap,
+        requested: SystemTime,
+        received: SystemTime,
+    ) -> Result<Freshness, NotStorable> {
         if method != Method::GET {
             return Err(NotStorable::Method);
         }
-        let response_cc = CacheControl::of(response);
-        let request_cc = CacheControl::of(request);
-        if response_cc.has("no-store") || request_cc.has("no-store") {
+        let code = status.as_u16();
+        // Interim answers are never stored; 304 only updates what is stored; 206 is the range layer's business.
+        if code < 200 || code == 304 || code == 206 {
+            return Err(NotStorable::Status);
+        }
+        let (cc, source) = targeted::effective(response);
+        let must_understand = cc.has("must-understand");
+        if must_understand && !is_understood(status) {
+            return Err(NotStorable::MustUnderstand);
+        }
+        // `must-understand` with an understood status overrides `no-store` (RFC 9111 §5.2.2.3).
+        if cc.has("no-store") && !must_understand {
             return Err(NotStorable::NoStore);
         }
-        if response_cc.has("private") {
+        if CacheControl::of(request).has("no-store") {
+            return Err(NotStorable::NoStore);
+        }
+        // Qualified `private="field"` only withholds those fields (see `unshareable_fields`).
+        if cc.has_unqualified("private") {
             return Err(NotStorable::Private);
+        }
+        let public = cc.has("public");
+        let s_maxage = cc.delta("s-maxage") != Delta::Absent;
+        if request.contains_key(header::AUTHORIZATION) && !(public || s_maxage || cc.has("must-revalidate")) {
+            return Err(NotStorable::Authorization);
         }
         if VarySpec::from_response(response) == VarySpec::Any {
             return Err(NotStorable::VaryStar);
         }
-        let explicitly_shared = response_cc.has("public") || response_cc.has("s-maxage");
-        if response.contains_key(http::header::SET_COOKIE) && !explicitly_shared {
+        let withheld = withheld_fields(&cc);
+        if response.contains_key(header::SET_COOKIE) && !(public || s_maxage || withheld.contains(&header::SET_COOKIE))
+        {
             return Err(NotStorable::SetCookie);
         }
-        if request.contains_key(http::header::AUTHORIZATION)
-            && !(explicitly_shared || response_cc.has("must-revalidate"))
-        {
-            return Err(NotStorable::Authorization);
-        }
 
-        let policy = library_policy(method, uri, request, status, response, received);
-        if !policy.is_storable() {
-            return Err(if is_understood(status) { NotStorable::Uncacheable } else { NotStorable::Status });
-        }
-        let initial_age = policy.age(received);
-        let fresh_for = if response_cc.has("no-cache") { Duration::ZERO } else { policy.time_to_live(received) };
-        let has_validators =
-            response.contains_key(http::header::ETAG) || response.contains_key(http::header::LAST_MODIFIED);
-        if fresh_for.is_zero() && !has_validators {
+        let date = age::date_or_received(response, received);
+        let lifetime = match explicit_lifetime(&cc, source, response, date) {
+            Some(lifetime) => lifetime,
+            None if is_heuristically_cacheable(status) || public => heuristic_lifetime(response, date),
+            None => return Err(NotStorable::Status),
+        };
+        let no_cache = cc.has_unqualified("no-cache");
+        let lifetime = if no_cache { Duration::ZERO } else { lifetime };
+        let initial_age = age::initial_age(response, requested, received);
+        let fresh_for = lifetime.saturating_sub(initial_age);
+        let must_revalidate = cc.has("must-revalidate") || cc.has("proxy-revalidate") || s_maxage || no_cache;
+        let (stale_while_revalidate, stale_if_error) = if must_revalidate {
+            (Duration::ZERO, Duration::ZERO)
+        } else {
+            (secs(cc.seconds("stale-while-revalidate")), secs(cc.seconds("stale-if-error")))
+        };
+        let has_validators = response.contains_key(header::ETAG) || response.contains_key(header::LAST_MODIFIED);
+        if fresh_for.is_zero() && !has_validators && stale_while_revalidate.is_zero() && stale_if_error.is_zero() {
             return Err(NotStorable::NoFreshness);
         }
         Ok(Freshness {
             received,
             initial_age,
             fresh_for,
-            stale_while_revalidate: secs(response_cc.seconds("stale-while-revalidate")),
-            stale_if_error: secs(response_cc.seconds("stale-if-error")),
-            must_revalidate: response_cc.has("must-revalidate")
-                || response_cc.has("proxy-revalidate")
-                || response_cc.has("s-maxage")
-                || response_cc.has("no-cache"),
+            stale_while_revalidate,
+            stale_if_error,
+            must_revalidate,
+            immutable: cc.has("immutable"),
         })
     }
+}
+
+/// The freshness lifetime the origin gave explicitly (RFC 9111 §4.2.1), for a shared cache: `s-maxage`, else
+/// `max-age`, else `Expires` − `Date` (not when a targeted field decides). A present but invalid value (or an
+/// invalid `Expires`, such as `0`) is a lifetime of zero: already stale. `None` when nothing explicit is given.
+fn explicit_lifetime(cc: &CacheControl, source: Source, response: &HeaderMap, date: SystemTime) -> Option<Duration> {
+    for name in ["s-maxage", "max-age"] {
+        match cc.delta(name) {
+            Delta::Seconds(s) => return Some(Duration::from_secs(s)),
+            Delta::Invalid => return Some(Duration::ZERO),
+            Delta::Absent => {}
+        }
+    }
+    if source != Source::CacheControl || !response.contains_key(header::EXPIRES) {
+        return None;
+    }
+    let expires = age::date_field(response, &header::EXPIRES);
+    Some(expires.map_or(Duration::ZERO, |expires| expires.duration_since(date).unwrap_or_default()))
+}
+
+/// Heuristic freshness (RFC 9111 §4.2.2): a tenth of the time since `Last-Modified`, capped at
+/// [`HEURISTIC_CAP`]; zero without a valid `Last-Modified` in the past.
+fn heuristic_lifetime(response: &HeaderMap, date: SystemTime) -> Duration {
+    let Some(modified) = age::date_field(response, &header::LAST_MODIFIED) else { return Duration::ZERO };
+    let since = date.duration_since(modified).unwrap_or_default();
+    (since / HEURISTIC_FRACTION).min(HEURISTIC_CAP)
 }
 
 fn secs(v: Option<u64>) -> Duration {
     Duration::from_secs(v.unwrap_or(0))
 }
 
-/// Status codes whose caching rules this cache understands (RFC 9110 §15).
-fn is_understood(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 200 | 203 | 204 | 300 | 301 | 302 | 303 | 307 | 308 | 404 | 405 | 410 | 414 | 501)
+/// Status codes that may be given heuristic freshness (RFC 9110 §15.1 "heuristically cacheable").
+pub fn is_heuristically_cacheable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501)
 }
 
-fn library_policy(
-    method: &Method,
-    uri: &Uri,
-    request: &HeaderMap,
-    status: StatusCode,
-    response: &HeaderMap,
-    received: SystemTime,
-) -> CachePolicy {
-    let mut req = Request::new(());
-    *req.method_mut() = method.clone();
-    *req.uri_mut() = uri.clone();
-    *req.headers_mut() = request.clone();
-    let mut res = Response::new(());
-    *res.status_mut() = status;
-    *res.headers_mut() = response.clone();
-    let options = CacheOptions { shared: true, ..CacheOptions::default() };
-    CachePolicy::new_options(&req, &res, received, options)
+/// Status codes whose caching requirements this cache implements (for `must-understand`): every final status
+/// RFC 9110 defines, except 206 (partial content is the range layer's) and 304.
+pub fn is_understood(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200..=205 | 300..=303 | 305 | 307 | 308 | 400..=417 | 421 | 422 | 426 | 500..=505
+    )
+}
+
+/// Header fields a shared cache must not store with this response: those named by a qualified `private="…"`
+/// (RFC 9111 §5.2.2.7) or `no-cache="…"` (§5.2.2.4; the rest may then be reused without revalidation).
+pub fn unshareable_fields(response: &HeaderMap) -> Vec<HeaderName> {
+    withheld_fields(&targeted::effective(response).0)
+}
+
+fn withheld_fields(cc: &CacheControl) -> Vec<HeaderName> {
+    let mut fields = cc.field_names("private");
+    fields.extend(cc.field_names("no-cache"));
+    fields
+}
+
+/// Removes the [`unshareable_fields`] from the stored copy of a response.
+pub fn remove_unshareable_fields(headers: &mut HeaderMap) {
+    for name in unshareable_fields(headers) {
+        headers.remove(name);
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use http::HeaderValue;
-
-    fn judge(cc: &'static str, extra: &[(&'static str, &'static str)]) -> Result<Freshness, NotStorable> {
-        let mut res = HeaderMap::new();
-        if !cc.is_empty() {
-            res.insert("cache-control", HeaderValue::from_static(cc));
-        }
-        for (k, v) in extra {
-            res.append(*k, HeaderValue::from_static(v));
-        }
-        let now = SystemTime::now();
-        StoreDecision::evaluate(&Method::GET, &Uri::from_static("/"), &HeaderMap::new(), StatusCode::OK, &res, now)
-    }
-
-    #[test]
-    fn max_age_and_s_maxage() {
-        let f = judge("max-age=60", &[]).expect("storable");
-        assert_eq!(f.fresh_for, Duration::from_secs(60));
-        let f = judge("max-age=60, s-maxage=10", &[]).expect("storable");
-        assert_eq!(f.fresh_for, Duration::from_secs(10));
-        assert!(f.must_revalidate);
-    }
-
-    #[test]
-    fn upstream_age_counts() {
-        let f = judge("max-age=60", &[("age", "50")]).expect("storable");
-        assert_eq!(f.fresh_for, Duration::from_secs(10));
-        assert_eq!(f.initial_age, Duration::from_secs(50));
-    }
-
-    #[test]
-    fn refusals_name_their_reason() {
-        assert_eq!(judge("no-store, max-age=60", &[]), Err(NotStorable::NoStore));
-        assert_eq!(judge("private, max-age=60", &[]), Err(NotStorable::Private));
-        assert_eq!(judge("max-age=60", &[("vary", "*")]), Err(NotStorable::VaryStar));
-        assert_eq!(judge("max-age=60", &[("set-cookie", "a=b")]), Err(NotStorable::SetCookie));
-        assert_eq!(judge("", &[]), Err(NotStorable::NoFreshness));
-    }
-
-    #[test]
-    fn no_cache_with_validator_is_stored_but_always_revalidated() {
-        let f = judge("no-cache", &[("etag", "\"v1\"")]).expect("storable");
-        assert!(!f.is_fresh(f.received));
-        assert!(f.must_revalidate);
-    }
-
-    #[test]
-    fn stale_windows_are_read() {
-        let f = judge("max-age=1, stale-while-revalidate=30, stale-if-error=300", &[]).expect("storable");
-        assert_eq!(f.stale_while_revalidate, Duration::from_secs(30));
-        assert_eq!(f.stale_if_error, Duration::from_secs(300));
-        let later = f.received + Duration::from_secs(5);
-        assert_eq!(f.ttl_secs(later), -4);
-        assert_eq!(f.staleness(later), Duration::from_secs(4));
-    }
-}
+#[path = "freshness_tests.rs"]
+mod tests;

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 
+use super::cache_status::Forward;
 use super::directives::CacheControl;
 use super::freshness::Freshness;
 
@@ -51,18 +52,25 @@ impl RequestDirectives {
     }
 
     /// Judges a stored response for this request at `now`.
+    ///
+    /// A client's `max-stale` never unlocks a response whose origin forbade serving it stale (`must-revalidate`,
+    /// `proxy-revalidate`, `s-maxage`, `no-cache`); `stale-while-revalidate` is bounded by the origin's window only.
+    /// While an `immutable` response is fresh, a client's `max-age` (a browser reload) does not force a
+    /// revalidation; `no-cache` (a forced reload) still does (RFC 8246 §2).
     pub fn usability(&self, freshness: &Freshness, now: SystemTime) -> Usability {
         if self.no_cache {
             return Usability::Revalidate;
         }
+        let fresh = freshness.is_fresh(now);
         let age = freshness.age(now);
-        if self.max_age.is_some_and(|max| age > Duration::from_secs(max)) {
+        let immutable = freshness.immutable && fresh;
+        if !immutable && self.max_age.is_some_and(|max| age > Duration::from_secs(max)) {
             return Usability::Revalidate;
         }
         if self.min_fresh.is_some_and(|min| freshness.remaining(now) < Duration::from_secs(min)) {
             return Usability::Revalidate;
         }
-        if freshness.is_fresh(now) {
+        if fresh {
             return Usability::Fresh;
         }
         if freshness.must_revalidate {
@@ -79,6 +87,12 @@ impl RequestDirectives {
         }
         Usability::Revalidate
     }
+
+    /// Why a stored response that [`usability`](Self::usability) sent upstream went there (RFC 9211 `fwd`): the
+    /// client's directives (`request`) when it was fresh, else its staleness (`stale`).
+    pub fn forward_reason(&self, freshness: &Freshness, now: SystemTime) -> Forward {
+        if freshness.is_fresh(now) { Forward::Request } else { Forward::Stale }
+    }
 }
 
 #[cfg(test)]
@@ -94,6 +108,7 @@ mod tests {
             stale_while_revalidate: Duration::from_secs(swr),
             stale_if_error: Duration::ZERO,
             must_revalidate,
+            immutable: false,
         }
     }
 
@@ -125,6 +140,33 @@ mod tests {
         assert_eq!(req("max-stale=10").usability(&f, later), Usability::Revalidate);
         let strict = fresh(100, 0, true);
         assert_eq!(req("max-stale").usability(&strict, later), Usability::Revalidate);
+    }
+
+    #[test]
+    fn max_stale_never_unlocks_revalidate_responses_and_swr_is_bounded() {
+        let strict = fresh(10, 100, true);
+        let later = strict.received + Duration::from_secs(20);
+        assert_eq!(req("max-stale=1000").usability(&strict, later), Usability::Revalidate);
+        let swr = fresh(10, 5, false);
+        assert_eq!(RequestDirectives::default().usability(&swr, later), Usability::Revalidate);
+    }
+
+    #[test]
+    fn immutable_ignores_reload_max_age_but_not_no_cache() {
+        let mut f = fresh(100, 0, false);
+        f.immutable = true;
+        let at = f.received + Duration::from_secs(50);
+        assert_eq!(req("max-age=0").usability(&f, at), Usability::Fresh);
+        assert_eq!(req("no-cache").usability(&f, at), Usability::Revalidate);
+        let stale = f.received + Duration::from_secs(150);
+        assert_eq!(req("max-age=0").usability(&f, stale), Usability::Revalidate);
+    }
+
+    #[test]
+    fn forward_reason_separates_request_from_stale() {
+        let f = fresh(100, 0, false);
+        assert_eq!(req("no-cache").forward_reason(&f, f.received), Forward::Request);
+        assert_eq!(req("no-cache").forward_reason(&f, f.received + Duration::from_secs(200)), Forward::Stale);
     }
 
     #[test]

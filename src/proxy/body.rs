@@ -43,6 +43,11 @@ impl ProxyBody {
     /// `expected_len` bytes (when the upstream announced a length).
     pub fn recorded(inner: Incoming, limit: u64, expected_len: Option<u64>, on_complete: OnComplete) -> ProxyBody {
         let recorder = Recorder { buf: BytesMut::new(), limit, expected_len, on_complete: Some(on_complete) };
+        // An empty body (204, a 302 without content) is never polled by hyper: it is complete already.
+        if inner.is_end_stream() {
+            recorder.finish();
+            return ProxyBody::Stream(RecordingBody { inner, recorder: None });
+        }
         ProxyBody::Stream(RecordingBody { inner, recorder: Some(recorder) })
     }
 }

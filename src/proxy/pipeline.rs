@@ -21,7 +21,9 @@ use super::respond;
 use super::upstream::{Upstream, UpstreamBody, UpstreamError};
 use crate::cache::{CachedObject, Lookup, PrimaryKey, Store, VariantKey};
 use crate::metrics::Metrics;
-use crate::policy::conditional::{add_revalidation_headers, client_not_modified, merge_not_modified};
+use crate::policy::conditional::{
+    Precondition, add_revalidation_headers, evaluate_preconditions, merge_not_modified, not_modified_selects,
+};
 use crate::policy::{CacheStatus, Forward, RequestDirectives, StoreDecision, Usability};
 
 /// How a client reached this node.
@@ -133,8 +135,12 @@ impl Proxy {
                     let status = CacheStatus { stale: true, ..CacheStatus::hit(object.freshness.ttl_secs(now)) };
                     (self.answer_from_cache(&request, &object, now), status)
                 }
+                Usability::Revalidate if directives.only_if_cached => {
+                    let status = CacheStatus { detail: Some("only-if-cached"), ..CacheStatus::default() };
+                    (respond::error(StatusCode::GATEWAY_TIMEOUT, "not usable from cache (only-if-cached)"), status)
+                }
                 Usability::Revalidate => {
-                    let reason = if directives.no_cache { Forward::Request } else { Forward::Stale };
+                    let reason = directives.forward_reason(&object.freshness, now);
                     self.revalidate(request, conn, primary, key, object, reason).await
                 }
             },
@@ -155,8 +161,12 @@ impl Proxy {
         object: &CachedObject,
         now: SystemTime,
     ) -> Response<ProxyBody> {
-        if client_not_modified(request.method(), request.headers(), &object.headers) {
-            return respond::not_modified(object, now);
+        match evaluate_preconditions(request.method(), request.headers(), &object.headers) {
+            Precondition::NotModified => return respond::not_modified(object, now),
+            Precondition::Failed => {
+                return respond::error(StatusCode::PRECONDITION_FAILED, "precondition failed");
+            }
+            Precondition::Proceed => {}
         }
         let len = object.body.len() as u64;
         match range::select(request.method(), request.headers(), object.status, &object.headers, len) {
@@ -277,6 +287,18 @@ impl Proxy {
             Ok(response) if conditional && response.status() == StatusCode::NOT_MODIFIED => {
                 let (mut head, _) = response.into_parts();
                 forward::strip_hop_by_hop(&mut head.headers);
+                if !not_modified_selects(&object.headers, &head.headers) {
+                    // The 304 is about another representation: ours cannot be reused, fetch it whole.
+                    self.store.remove(&key);
+                    let mut unconditional = self.upstream_request(&parts, Either::Right(Empty::new()), conn);
+                    for name in [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE] {
+                        unconditional.headers_mut().remove(name);
+                    }
+                    return match self.fetch(unconditional).await {
+                        Ok(response) => self.admit(&parts, primary, response, status),
+                        Err(error) => self.upstream_failed(error, status),
+                    };
+                }
                 let refreshed = self.refresh(&parts, key, &object, &head.headers);
                 let now = SystemTime::now();
                 status.hit = true;
@@ -337,8 +359,11 @@ impl Proxy {
         not_modified: &HeaderMap,
     ) -> CachedObject {
         let mut headers = object.headers.clone();
-        merge_not_modified(&mut headers, not_modified);
         let received = SystemTime::now();
+        let mut not_modified = not_modified.clone();
+        crate::policy::age::ensure_date(&mut not_modified, received);
+        merge_not_modified(&mut headers, &not_modified);
+        crate::policy::freshness::remove_unshareable_fields(&mut headers);
         let decision =
             StoreDecision::evaluate(&Method::GET, &parts.uri, &parts.headers, object.status, &headers, received);
         let freshness = match decision {
@@ -367,6 +392,7 @@ impl Proxy {
         let received = SystemTime::now();
         let (mut head, body) = response.into_parts();
         forward::strip_hop_by_hop(&mut head.headers);
+        crate::policy::age::ensure_date(&mut head.headers, received);
         status.forward_status = Some(head.status.as_u16());
         if head.status == StatusCode::PARTIAL_CONTENT {
             // Partial content is passed on, never stored: only whole responses are kept and cut into ranges.
@@ -391,17 +417,13 @@ impl Proxy {
         status.stored = true;
         status.ttl = Some(freshness.ttl_secs(received));
         let store = self.store.clone();
-        let (object_status, object_headers, request_headers) =
+        let (object_status, mut object_headers, request_headers) =
             (head.status, head.headers.clone(), parts.headers.clone());
+        crate::policy::freshness::remove_unshareable_fields(&mut object_headers);
         let on_complete: super::body::OnComplete = Box::new(move |bytes| {
             let object = CachedObject { status: object_status, headers: object_headers, body: bytes, freshness };
             store.insert(&primary, &request_headers, object);
         });
-        if http_body::Body::is_end_stream(&body) {
-            // An empty body (204, `Content-Length: 0`) is complete already, and the server may never poll it.
-            on_complete(bytes::Bytes::new());
-            return (Response::from_parts(head, ProxyBody::empty()), status);
-        }
         (Response::from_parts(head, ProxyBody::recorded(body, limit, expected_len, on_complete)), status)
     }
 
@@ -450,7 +472,9 @@ impl Proxy {
         if conditional && response.status() == StatusCode::NOT_MODIFIED {
             let (mut head, _) = response.into_parts();
             forward::strip_hop_by_hop(&mut head.headers);
-            self.refresh(&parts, key, &object, &head.headers);
+            if not_modified_selects(&object.headers, &head.headers) {
+                self.refresh(&parts, key, &object, &head.headers);
+            }
             return;
         }
         // A full response: the same store step as a miss, with nobody reading the body but the recorder.

@@ -1,0 +1,179 @@
+//! Conditional requests both ways (RFC 9111 §4.3, RFC 9110 §13) and the stale windows of RFC 5861, one test per
+//! rule: validating stale entries, what a 304 updates and which stored response it selects, answering clients'
+//! preconditions from cache.
+
+use std::time::Duration;
+
+use crate::conformance_kit::{date, fixed, get, request, setup, until_stale};
+use crate::support::Reply;
+
+#[tokio::test]
+async fn a_stale_entry_is_validated_with_if_none_match() {
+    let (origin, node) = fixed(&[("cache-control", "max-age=0"), ("etag", "\"v1\"")]).await;
+    get(&node, "/", &[]).await;
+    get(&node, "/", &[]).await;
+    assert_eq!(origin.seen()[1].headers.get("if-none-match").expect("conditional"), "\"v1\"");
+}
+
+#[tokio::test]
+async fn a_stale_entry_is_validated_with_if_modified_since() {
+    let lm = date(-3600);
+    let (origin, node) = fixed(&[("cache-control", "max-age=0"), ("last-modified", lm.as_str())]).await;
+    get(&node, "/", &[]).await;
+    get(&node, "/", &[]).await;
+    assert_eq!(origin.seen()[1].headers.get("if-modified-since").expect("conditional"), lm.as_str());
+}
+
+#[tokio::test]
+async fn a_304_updates_stored_headers_and_freshness() {
+    let (origin, node) = setup(|seen, _| {
+        if seen.headers.contains_key("if-none-match") {
+            Reply::status(304, &[("etag", "\"v1\""), ("cache-control", "max-age=60"), ("x-version", "new")])
+        } else {
+            Reply::ok("body one", &[("etag", "\"v1\""), ("cache-control", "max-age=0"), ("x-version", "old")])
+        }
+    })
+    .await;
+    get(&node, "/", &[]).await;
+    let revalidated = get(&node, "/", &[]).await;
+    assert!(revalidated.cache.starts_with("test-edge; fwd=stale; fwd-status=304"), "{}", revalidated.cache);
+    assert_eq!(revalidated.header("x-version"), "new");
+    assert_eq!(revalidated.header("content-length"), "8", "Content-Length is never taken from a 304");
+    assert_eq!(revalidated.body, "body one");
+    let hit = get(&node, "/", &[]).await;
+    assert!(hit.is_hit(), "freshness is recomputed from the merged headers: {}", hit.cache);
+    assert_eq!(hit.header("x-version"), "new");
+    assert_eq!(origin.hits(), 2);
+}
+
+#[tokio::test]
+async fn a_304_without_date_or_age_makes_the_entry_young_again() {
+    let (origin, node) = setup(|seen, _| {
+        if seen.headers.contains_key("if-none-match") {
+            Reply::status(304, &[("etag", "\"v1\""), ("cache-control", "max-age=60")])
+        } else {
+            Reply::ok("b", &[("etag", "\"v1\""), ("cache-control", "max-age=100"), ("age", "100")])
+        }
+    })
+    .await;
+    get(&node, "/", &[]).await;
+    get(&node, "/", &[]).await;
+    let hit = get(&node, "/", &[]).await;
+    assert!(hit.is_hit(), "{}", hit.cache);
+    assert!(hit.age() <= 2, "the old Age is not kept: Age {}", hit.age());
+    assert_eq!(origin.hits(), 2);
+}
+
+#[tokio::test]
+async fn a_304_for_another_etag_does_not_refresh_the_stored_response() {
+    let (origin, node) = setup(|seen, n| {
+        if n > 0 && seen.headers.contains_key("if-none-match") {
+            Reply::status(304, &[("etag", "\"v2\""), ("cache-control", "max-age=60")])
+        } else {
+            Reply::ok(
+                format!("body {n}"),
+                &[("etag", format!("\"v{}\"", n + 1).as_str()), ("cache-control", "max-age=0")],
+            )
+        }
+    })
+    .await;
+    assert_eq!(get(&node, "/", &[]).await.body, "body 0");
+    let second = get(&node, "/", &[]).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.body, "body 2", "the stored body (v1) is not served under v2's 304; it is fetched whole");
+    assert_eq!(origin.hits(), 3);
+}
+
+#[tokio::test]
+async fn stale_while_revalidate_is_bounded_by_its_window() {
+    let (origin, node) = fixed(&[("cache-control", "max-age=1, stale-while-revalidate=1")]).await;
+    get(&node, "/", &[]).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let late = get(&node, "/", &[]).await;
+    assert!(!late.is_hit() && late.cache.contains("fwd="), "past the window: {}", late.cache);
+    assert_eq!(origin.hits(), 2);
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_stale_when_the_origin_fails() {
+    let (_origin, node) = setup(|_, n| {
+        if n == 0 {
+            Reply::ok("good", &[("cache-control", "max-age=2, stale-if-error=60")])
+        } else {
+            Reply::status(503, &[])
+        }
+    })
+    .await;
+    get(&node, "/", &[]).await;
+    until_stale().await;
+    let stale = get(&node, "/", &[]).await;
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.body, "good");
+    assert!(stale.cache.contains("fwd=stale") && stale.cache.contains("fwd-status=503"), "{}", stale.cache);
+}
+
+#[tokio::test]
+async fn stale_if_error_is_bounded_by_its_window() {
+    let (_origin, node) = setup(|_, n| {
+        if n == 0 {
+            Reply::ok("good", &[("cache-control", "max-age=1, stale-if-error=1")])
+        } else {
+            Reply::status(503, &[])
+        }
+    })
+    .await;
+    get(&node, "/", &[]).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    assert_eq!(get(&node, "/", &[]).await.status, 503);
+}
+
+async fn stored_etag(etag: &'static str) -> (crate::support::TestOrigin, crate::support::TestNode) {
+    let lm = date(-3600);
+    let (origin, node) =
+        fixed(&[("cache-control", "max-age=60"), ("etag", etag), ("last-modified", lm.as_str())]).await;
+    get(&node, "/", &[]).await;
+    (origin, node)
+}
+
+#[tokio::test]
+async fn client_if_none_match_uses_weak_comparison_lists_and_star() {
+    let (origin, node) = stored_etag("W/\"v1\"").await;
+    for inm in ["\"v1\"", "W/\"v1\"", "\"x\", W/\"v1\"", "*"] {
+        let answer = get(&node, "/", &[("if-none-match", inm)]).await;
+        assert_eq!(answer.status, 304, "{inm}");
+        assert!(answer.is_hit(), "{inm}");
+        assert_eq!(answer.header("etag"), "W/\"v1\"");
+    }
+    assert_eq!(get(&node, "/", &[("if-none-match", "\"v2\"")]).await.status, 200);
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn client_if_modified_since_only_without_if_none_match() {
+    let (origin, node) = stored_etag("\"v1\"").await;
+    assert_eq!(get(&node, "/", &[("if-modified-since", &date(0))]).await.status, 304);
+    assert_eq!(get(&node, "/", &[("if-modified-since", &date(-7200))]).await.status, 200);
+    let both = [("if-none-match", "\"other\""), ("if-modified-since", &date(0) as &str)];
+    assert_eq!(get(&node, "/", &both).await.status, 200, "If-None-Match decides");
+    assert_eq!(get(&node, "/", &[("if-modified-since", "not a date")]).await.status, 200, "invalid: ignored");
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn client_if_match_and_if_unmodified_since_fail_with_412() {
+    let (origin, node) = stored_etag("\"v1\"").await;
+    assert_eq!(get(&node, "/", &[("if-match", "\"v1\"")]).await.status, 200);
+    assert_eq!(get(&node, "/", &[("if-match", "\"v2\"")]).await.status, 412);
+    assert_eq!(get(&node, "/", &[("if-unmodified-since", &date(0))]).await.status, 200);
+    assert_eq!(get(&node, "/", &[("if-unmodified-since", &date(-7200))]).await.status, 412);
+    assert_eq!(origin.hits(), 1);
+    let (_origin, node) = stored_etag("W/\"v1\"").await;
+    assert_eq!(get(&node, "/", &[("if-match", "W/\"v1\"")]).await.status, 412, "If-Match compares strongly");
+}
+
+#[tokio::test]
+async fn head_conditionals_get_304_too() {
+    let (_origin, node) = stored_etag("\"v1\"").await;
+    let answer = request(&node, reqwest::Method::HEAD, "/", &[("if-none-match", "\"v1\"")]).await;
+    assert_eq!(answer.status, 304);
+}

@@ -1,0 +1,70 @@
+//! RFC 9111 §4.1 `Vary`: `*`, several fields, the field list's syntax, and which request values count as equal.
+
+use crate::conformance_kit::{get, setup};
+use crate::support::Reply;
+
+async fn varying(vary: &'static str) -> (crate::support::TestOrigin, crate::support::TestNode) {
+    setup(move |_, n| Reply::ok(format!("variant {n}"), &[("cache-control", "max-age=60"), ("vary", vary)])).await
+}
+
+#[tokio::test]
+async fn vary_star_is_never_stored() {
+    let (origin, node) = varying("*").await;
+    assert!(get(&node, "/", &[]).await.cache.ends_with("detail=vary-star"));
+    get(&node, "/", &[]).await;
+    assert_eq!(origin.hits(), 2);
+}
+
+#[tokio::test]
+async fn vary_star_among_fields_is_never_stored() {
+    let (origin, node) = varying("accept, *").await;
+    assert!(get(&node, "/", &[]).await.cache.ends_with("detail=vary-star"));
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn several_fields_must_all_match() {
+    let (origin, node) = varying("Accept-Language, X-Device").await;
+    get(&node, "/", &[("accept-language", "en"), ("x-device", "phone")]).await;
+    assert!(get(&node, "/", &[("accept-language", "en"), ("x-device", "phone")]).await.is_hit());
+    let other = get(&node, "/", &[("accept-language", "en"), ("x-device", "tablet")]).await;
+    assert!(other.cache.contains("fwd=vary-miss"), "{}", other.cache);
+    assert!(get(&node, "/", &[("accept-language", "fr"), ("x-device", "phone")]).await.cache.contains("vary-miss"));
+    assert_eq!(origin.hits(), 3);
+}
+
+#[tokio::test]
+async fn field_list_case_whitespace_and_duplicates_do_not_matter() {
+    let (origin, node) = varying(" ACCEPT-language ,, x-device , Accept-Language").await;
+    get(&node, "/", &[("accept-language", "en"), ("x-device", "phone")]).await;
+    assert!(get(&node, "/", &[("Accept-Language", "en"), ("X-Device", "phone")]).await.is_hit());
+    assert!(get(&node, "/", &[("accept-language", "de"), ("x-device", "phone")]).await.cache.contains("vary-miss"));
+    assert_eq!(origin.hits(), 2);
+}
+
+#[tokio::test]
+async fn whitespace_around_commas_in_values_is_normalised() {
+    let (origin, node) = varying("accept-language").await;
+    get(&node, "/", &[("accept-language", "en, fr")]).await;
+    assert!(get(&node, "/", &[("accept-language", "en,fr")]).await.is_hit());
+    assert!(get(&node, "/", &[("accept-language", " en ,  fr ")]).await.is_hit());
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn values_are_otherwise_compared_exactly() {
+    let (origin, node) = varying("accept-language").await;
+    get(&node, "/", &[("accept-language", "en")]).await;
+    assert!(get(&node, "/", &[("accept-language", "EN")]).await.cache.contains("vary-miss"));
+    assert!(get(&node, "/", &[("accept-language", "fr, en")]).await.cache.contains("vary-miss"));
+    assert_eq!(origin.hits(), 3);
+}
+
+#[tokio::test]
+async fn an_absent_field_matches_only_an_absent_field() {
+    let (origin, node) = varying("x-flag").await;
+    get(&node, "/", &[]).await;
+    assert!(get(&node, "/", &[]).await.is_hit());
+    assert!(get(&node, "/", &[("x-flag", "")]).await.cache.contains("vary-miss"));
+    assert_eq!(origin.hits(), 2);
+}

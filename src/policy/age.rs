@@ -1,0 +1,124 @@
+//! Dates and ages of a response (RFC 9110 §5.6.7, §6.6.1; RFC 9111 §4.2.3, §5.1): HTTP-dates in all three formats,
+//! a strict `Age`, and the corrected initial age a stored response starts with.
+
+use std::time::{Duration, SystemTime};
+
+use http::HeaderMap;
+use http::header::{self, HeaderName, HeaderValue};
+
+use super::directives::parse_delta_seconds;
+
+/// An HTTP-date field (IMF-fixdate, obsolete RFC 850 or asctime). `None` when absent, invalid, or given on more
+/// than one line with different values.
+pub fn date_field(headers: &HeaderMap, name: &HeaderName) -> Option<SystemTime> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    if values.any(|other| other != first) {
+        return None;
+    }
+    parse_http_date(first.to_str().ok()?)
+}
+
+/// One HTTP-date.
+pub fn parse_http_date(text: &str) -> Option<SystemTime> {
+    httpdate::parse_http_date(text.trim()).ok()
+}
+
+/// The `Age` a response arrived with: a non-negative integer (clamped to 2^31); anything else is ignored (zero).
+pub fn age_field(headers: &HeaderMap) -> Duration {
+    let Some(value) = headers.get(header::AGE).and_then(|v| v.to_str().ok()) else { return Duration::ZERO };
+    Duration::from_secs(parse_delta_seconds(value.trim()).unwrap_or(0))
+}
+
+/// The `Date` of a response, or when it was received if it has none (or an invalid one; RFC 9110 §6.6.1).
+pub fn date_or_received(headers: &HeaderMap, received: SystemTime) -> SystemTime {
+    date_field(headers, &header::DATE).unwrap_or(received)
+}
+
+/// Adds `Date: <received>` to a response that has no valid one, as a recipient with a clock must before caching
+/// or forwarding it (RFC 9110 §6.6.1).
+pub fn ensure_date(headers: &mut HeaderMap, received: SystemTime) {
+    if date_field(headers, &header::DATE).is_none()
+        && let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(received))
+    {
+        headers.insert(header::DATE, value);
+    }
+}
+
+/// The corrected initial age (RFC 9111 §4.2.3): the larger of the apparent age (receipt − `Date`) and the
+/// upstream's `Age` plus the time the request spent in flight.
+pub fn initial_age(headers: &HeaderMap, requested: SystemTime, received: SystemTime) -> Duration {
+    let date = date_or_received(headers, received);
+    let apparent_age = received.duration_since(date).unwrap_or_default();
+    let response_delay = received.duration_since(requested).unwrap_or_default();
+    let corrected_age_value = age_field(headers) + response_delay;
+    apparent_age.max(corrected_age_value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn all_three_date_formats() {
+        let imf = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT");
+        assert!(imf.is_some());
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), imf);
+        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), imf);
+        assert_eq!(parse_http_date("0"), None);
+        assert_eq!(parse_http_date("yesterday"), None);
+    }
+
+    #[test]
+    fn age_is_strict() {
+        assert_eq!(age_field(&headers(&[("age", "30")])), Duration::from_secs(30));
+        assert_eq!(age_field(&headers(&[("age", "030")])), Duration::from_secs(30));
+        for bad in ["-1", "1.5", "abc", "", "1, 2"] {
+            assert_eq!(age_field(&headers(&[("age", bad)])), Duration::ZERO, "{bad}");
+        }
+        assert_eq!(age_field(&headers(&[("age", "99999999999999999999")])), Duration::from_secs(1 << 31));
+    }
+
+    #[test]
+    fn corrected_initial_age() {
+        let received = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let requested = received - Duration::from_secs(2);
+        // Age + the response delay.
+        let h = headers(&[("age", "10")]);
+        assert_eq!(initial_age(&h, requested, received), Duration::from_secs(12));
+        // The apparent age when it is larger.
+        let mut h = HeaderMap::new();
+        h.insert(
+            "date",
+            HeaderValue::from_str(&httpdate::fmt_http_date(received - Duration::from_secs(100))).expect("date"),
+        );
+        h.insert("age", HeaderValue::from_static("10"));
+        assert_eq!(initial_age(&h, requested, received), Duration::from_secs(100));
+        // A Date in the future counts as zero.
+        let mut h = HeaderMap::new();
+        h.insert(
+            "date",
+            HeaderValue::from_str(&httpdate::fmt_http_date(received + Duration::from_secs(100))).expect("date"),
+        );
+        assert_eq!(initial_age(&h, received, received), Duration::ZERO);
+    }
+
+    #[test]
+    fn missing_date_is_added() {
+        let mut h = HeaderMap::new();
+        let now = SystemTime::now();
+        ensure_date(&mut h, now);
+        assert!(date_field(&h, &header::DATE).is_some());
+        let mut h = headers(&[("date", "not a date")]);
+        ensure_date(&mut h, now);
+        assert_ne!(h["date"], "not a date");
+    }
+}
