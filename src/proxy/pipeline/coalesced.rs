@@ -21,6 +21,7 @@ use crate::proxy::body::ProxyBody;
 use crate::proxy::{forward, respond};
 
 /// What waiting on a fetch gave a request.
+#[expect(clippy::large_enum_variant, reason = "a short-lived return value, moved once")]
 enum Joined {
     /// The answer, from the shared fetch.
     Answer(Response<ProxyBody>, CacheStatus),
