@@ -18,6 +18,9 @@ pub enum Outcome {
     Shared(SharedResponse),
     /// A 304 refreshed the stored object: every waiter answers from it.
     Refreshed(Arc<CachedObject>),
+    /// A fetch of the key ended (and stored its object) between the leader's lookup and its joining the table:
+    /// nothing was fetched, every waiter answers from the stored object as a hit.
+    Stored(Arc<CachedObject>),
     /// The response must not be shared (it is private, uncacheable or too large): each waiter goes to the origin
     /// on its own. The leader's own answer waits here for the leader to take it.
     Unshareable(LeaderAnswer),

@@ -12,11 +12,11 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::{ClientConn, Proxy, content_length, may_serve_stale_on_error};
-use crate::cache::{CachedObject, PrimaryKey, VariantKey, VarySpec};
+use crate::cache::{CachedObject, Lookup, PrimaryKey, VariantKey, VarySpec};
 use crate::coalesce::{FailedFetch, LeaderGuard, Outcome, Role, SharedBody, SharedResponse};
 use crate::policy::conditional::add_revalidation_headers;
 use crate::policy::directives::CacheControl;
-use crate::policy::{CacheStatus, Forward, Freshness, NotStorable, StoreDecision};
+use crate::policy::{CacheStatus, Forward, Freshness, NotStorable, RequestDirectives, StoreDecision, Usability};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::{forward, respond};
 
@@ -118,6 +118,11 @@ impl Proxy {
         loop {
             let (flight, leader) = match self.coalescing.in_flight.join(&key) {
                 Role::Leader(guard) => {
+                    if let Some(object) = self.fresh_in_store(primary, parts) {
+                        // A fetch of this key ended between this request's lookup and now: use what it stored.
+                        guard.settle(Outcome::Stored(object.clone()));
+                        return self.answer_stored(parts, &object);
+                    }
                     let flight = guard.flight().clone();
                     let mut own = parts.clone();
                     own.extensions = Extensions::new();
@@ -153,6 +158,7 @@ impl Proxy {
                     let request = Request::from_parts(parts.clone(), ());
                     return Joined::Answer(self.answer_from_cache(&request, object, now), status);
                 }
+                Outcome::Stored(object) => return self.answer_stored(parts, object),
                 Outcome::Unshareable(answer) => {
                     let taken = if leader { answer.lock().ok().and_then(|mut a| a.take()) } else { None };
                     let Some((response, mut status)) = taken else { return Joined::Alone("uncacheable") };
@@ -213,6 +219,20 @@ impl Proxy {
         *response.status_mut() = shared.status;
         *response.headers_mut() = shared.headers.clone();
         Joined::Answer(response, status)
+    }
+
+    /// The stored object for this request, if it may be served without going upstream.
+    fn fresh_in_store(&self, primary: &PrimaryKey, parts: &request::Parts) -> Option<Arc<CachedObject>> {
+        let Lookup::Found(_, object) = self.store.lookup(primary, &parts.headers) else { return None };
+        let usability = RequestDirectives::of(&parts.headers).usability(&object.freshness, SystemTime::now());
+        (usability == Usability::Fresh).then_some(object)
+    }
+
+    /// A hit on an object stored by a fetch that ended just before this request joined the table.
+    fn answer_stored(&self, parts: &request::Parts, object: &CachedObject) -> Joined {
+        let now = SystemTime::now();
+        let status = CacheStatus::hit(object.freshness.ttl_secs(now));
+        Joined::Answer(self.answer_from_cache(&Request::from_parts(parts.clone(), ()), object, now), status)
     }
 
     /// A waiter's answer came from another request's fetch: say so and count it.
