@@ -12,7 +12,8 @@
 # Usage: benches/herd/run.sh
 # Environment (defaults in brackets):
 #   CLIENTS [1000]  clients per herd          DELAY_MS [500]  origin's answer time
-#   RUNS [3]  herds per server                SERVERS [edgecache nginx varnish]
+#   RUNS [3]  herds per server                SERVERS [edgecache nginx varnish origin]
+#   ("origin" sends the herd to the origin directly: the floor of this client and origin, with no cache)
 #   EDGECACHE_BIN  use this edgecache binary instead of building target/release/edgecache
 #   RESULTS  where to write results.tsv and table.md [a new temporary folder, kept]
 set -euo pipefail
@@ -20,7 +21,7 @@ set -euo pipefail
 CLIENTS=${CLIENTS:-1000}
 DELAY_MS=${DELAY_MS:-500}
 RUNS=${RUNS:-3}
-SERVERS=${SERVERS:-"edgecache nginx varnish"}
+SERVERS=${SERVERS:-"edgecache nginx varnish origin"}
 SERVER_CPU=0
 LOAD_CPU=1
 
@@ -114,6 +115,11 @@ start_server() {
                 -a "127.0.0.1:$VARNISH_PORT" -f "$TMP/varnish.vcl" -s malloc,256M \
                 -p thread_pools=1 -p thread_pool_min=200 -p thread_pool_max=2000
             PORT[$name]=$VARNISH_PORT
+            ;;
+        origin)
+            # The floor: the herd sent to the origin itself, no cache (every client is an origin request).
+            PORT[$name]=$ORIGIN_PORT
+            return 0
             ;;
         *) log "unknown server $name"; exit 1 ;;
     esac
