@@ -385,3 +385,21 @@ async fn stale_while_revalidate_serves_a_herd_at_once_with_one_refresh() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(origin.hits(), 2, "one background refresh for the herd");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_becomes_cacheable_again_is_coalesced_again() {
+    let origin = TestOrigin::start(|_, index| {
+        let cache_control = if index == 0 { "private" } else { "max-age=60" };
+        Reply::ok(format!("answer #{index}"), &[("cache-control", cache_control)])
+    })
+    .await;
+    let node = TestNode::start(&origin, |_| {}).await;
+    let url = node.url("/was-private");
+    let first = client().get(&url).send().await.expect("first");
+    assert!(cache_status(&first).contains("detail=private"), "{}", cache_status(&first));
+    let second = client().get(&url).send().await.expect("second");
+    assert!(cache_status(&second).contains("stored"), "hit-for-miss, then stored: {}", cache_status(&second));
+    let got = herd(10, &url, &[]).await;
+    assert!(got.iter().all(|g| g.body.as_deref().ok() == Some(&b"answer #1"[..]) && g.cache_status.contains("hit")));
+    assert_eq!(origin.hits(), 2);
+}

@@ -67,7 +67,9 @@ impl Proxy {
         if self.coalescing.uncacheable.contains(&key) {
             let answer = self.miss(request, conn, primary, reason).await;
             if answer.1.stored {
+                // Cacheable again: the next requests coalesce.
                 self.coalescing.uncacheable.forget(&key);
+                return answer;
             }
             return with_detail(answer, "hit-for-miss");
         }
