@@ -403,3 +403,33 @@ async fn a_key_that_becomes_cacheable_again_is_coalesced_again() {
     assert!(got.iter().all(|g| g.body.as_deref().ok() == Some(&b"answer #1"[..]) && g.cache_status.contains("hit")));
     assert_eq!(origin.hits(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_lived_object_under_steady_load_is_fetched_once_per_expiry() {
+    let origin = TestOrigin::start(|_, index| {
+        Reply::ok(format!("edition {index}"), &[("cache-control", "max-age=1")]).delayed(Duration::from_millis(50))
+    })
+    .await;
+    let node = TestNode::start(&origin, |_| {}).await;
+    let url = node.url("/ticker");
+    let run_for = Duration::from_secs(3);
+    let started = Instant::now();
+    // 20 clients asking back to back for 3 s (hundreds of requests a second on this machine).
+    let loops = (0..20).map(|_| {
+        let (http, url) = (client(), url.clone());
+        async move {
+            let mut answered = 0;
+            while started.elapsed() < run_for {
+                let response = http.get(&url).send().await.expect("answer");
+                assert_eq!(response.status(), 200);
+                response.bytes().await.expect("body");
+                answered += 1;
+            }
+            answered
+        }
+    });
+    let answered: usize = join_all(loops).await.into_iter().sum();
+    assert!(answered > 100, "only {answered} requests in {run_for:?}");
+    // One fetch when it starts and at most one per second of expiry after that (plus one at the edge).
+    assert!(origin.hits() <= 5, "{} origin fetches for {answered} requests over 3 s", origin.hits());
+}
