@@ -3,6 +3,7 @@
 mod support;
 
 mod caching;
+mod coalescing;
 mod config;
 mod conformance_directives;
 mod conformance_freshness;

@@ -86,7 +86,10 @@ pub async fn start(config: Config) -> Result<NodeHandle, StartError> {
         _ => return Err(StartError::NoOrigin),
     };
     let upstream = Upstream::new(&config.origin)?;
-    let proxy = Arc::new(Proxy::new(&config.node.id, store.clone(), upstream, origin, metrics.clone()));
+    let proxy = Arc::new(
+        Proxy::new(&config.node.id, store.clone(), upstream, origin, metrics.clone())
+            .with_lock_timeout(config.cache.lock_timeout),
+    );
     let tls = if config.server.tls_listen.is_empty() {
         None
     } else {

@@ -1,8 +1,8 @@
 //! A real hyper origin for the tests: answers each request with whatever the test's handler says (status, headers,
 //! body, delays, a body cut short), and records every request that reaches it.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,6 +52,14 @@ pub enum ReplyBody {
         chunk: usize,
         count: usize,
     },
+    /// Like `Chunks`, with a pause of `every` before each chunk (a slowly sent body).
+    Paced {
+        chunk: usize,
+        count: usize,
+        every: Duration,
+    },
+    /// No answer: the connection is closed once the reply's delay has passed.
+    Reset,
 }
 
 impl Reply {
@@ -85,6 +93,14 @@ type Handler = dyn Fn(&Seen, usize) -> Reply + Send + Sync;
 pub struct TestOrigin {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    concurrency: Arc<Concurrency>,
+}
+
+/// Requests being answered right now (from arrival to the response head), and the most seen at once.
+#[derive(Default)]
+struct Concurrency {
+    now: AtomicUsize,
+    peak: AtomicUsize,
 }
 
 impl TestOrigin {
@@ -110,12 +126,16 @@ impl TestOrigin {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
         let recorded = seen.clone();
+        let concurrency = Arc::new(Concurrency::default());
+        let counting = concurrency.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 let (handler, recorded, tls) = (handler.clone(), recorded.clone(), tls.clone());
+                let counting = counting.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |request| answer(request, handler.clone(), recorded.clone()));
+                    let service =
+                        service_fn(move |request| answer(request, handler.clone(), recorded.clone(), counting.clone()));
                     let builder = auto::Builder::new(TokioExecutor::new());
                     match tls {
                         None => {
@@ -129,7 +149,7 @@ impl TestOrigin {
                 });
             }
         });
-        TestOrigin { addr, seen }
+        TestOrigin { addr, seen, concurrency }
     }
 
     /// The origin's base URL.
@@ -146,13 +166,19 @@ impl TestOrigin {
     pub fn hits(&self) -> usize {
         self.seen.lock().expect("origin log").len()
     }
+
+    /// The most requests the origin was answering at once (from arrival to the response head).
+    pub fn peak_concurrency(&self) -> usize {
+        self.concurrency.peak.load(Ordering::SeqCst)
+    }
 }
 
 async fn answer(
     request: Request<Incoming>,
     handler: Arc<Handler>,
     recorded: Arc<Mutex<Vec<Seen>>>,
-) -> Result<Response<OriginBody>, Infallible> {
+    concurrency: Arc<Concurrency>,
+) -> Result<Response<OriginBody>, BoxError> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     let path_and_query = parts.uri.path_and_query().map(|pq| pq.to_string()).unwrap_or_default();
@@ -163,9 +189,12 @@ async fn answer(
         log.len() - 1
     };
     let reply = handler(&seen, index);
+    let now = concurrency.now.fetch_add(1, Ordering::SeqCst) + 1;
+    concurrency.peak.fetch_max(now, Ordering::SeqCst);
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
+    concurrency.now.fetch_sub(1, Ordering::SeqCst);
     let declared = match &reply.body {
         ReplyBody::CutShort { declared, .. } => Some(*declared),
         _ => None,
@@ -187,6 +216,14 @@ async fn answer(
                 stream::iter(0..count).map(move |i| Ok::<_, BoxError>(Frame::data(Bytes::from(vec![i as u8; chunk]))));
             BodyExt::boxed(StreamBody::new(frames))
         }
+        ReplyBody::Paced { chunk, count, every } => {
+            let frames = stream::iter(0..count).then(move |i| async move {
+                tokio::time::sleep(every).await;
+                Ok::<_, BoxError>(Frame::data(Bytes::from(vec![i as u8; chunk])))
+            });
+            BodyExt::boxed(StreamBody::new(frames))
+        }
+        ReplyBody::Reset => return Err("the test origin closes the connection without an answer".into()),
     };
     let mut response = Response::new(body);
     *response.status_mut() = reply.status;

@@ -77,6 +77,7 @@ pub struct OriginFile {
 pub struct CacheFile {
     pub memory: Field<RawSize>,
     pub max_object_size: Field<RawSize>,
+    pub lock_timeout: Field<String>,
 }
 
 /// One `[[pops]]` entry.

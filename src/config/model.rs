@@ -94,6 +94,10 @@ pub struct CacheConfig {
     /// Larger responses stream through uncached.
     #[serde(serialize_with = "ser::size")]
     pub max_object_size: u64,
+    /// A request waiting on another request's fetch of the same key goes to the origin itself once it has waited
+    /// this long without a response head.
+    #[serde(serialize_with = "ser::duration")]
+    pub lock_timeout: Duration,
 }
 
 /// One `[[pops]]` entry of the topology.
@@ -213,7 +217,11 @@ impl Config {
                 pool_max_idle_per_host: 256,
                 ca_file: None,
             },
-            cache: CacheConfig { memory: 256 * 1024 * 1024, max_object_size: 16 * 1024 * 1024 },
+            cache: CacheConfig {
+                memory: 256 * 1024 * 1024,
+                max_object_size: 16 * 1024 * 1024,
+                lock_timeout: Duration::from_secs(5),
+            },
             pops: Vec::new(),
             cluster: ClusterConfig { secret: None, parent_fallback: ParentFallback::Origin },
             compression: CompressionConfig { algorithms: vec!["br".to_string(), "gzip".to_string()], min_size: 1024 },

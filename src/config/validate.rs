@@ -171,7 +171,8 @@ fn cache(c: CacheFile, ck: &mut Checker<'_>) -> CacheConfig {
             (None, None) => {}
         }
     }
-    CacheConfig { memory, max_object_size }
+    let lock_timeout = ck.duration(&c.lock_timeout, "cache.lock_timeout", Duration::from_secs(5));
+    CacheConfig { memory, max_object_size, lock_timeout }
 }
 
 /// The `[cluster]` section, and where `parent_fallback` is written in the file, if it is.

@@ -52,6 +52,10 @@ pub async fn run() -> Result<(), StartError> {
     println!(
         "  curl -s  http://{edge}/bytes/1048576 | wc -c                                  # 1 MiB through the cache"
     );
+    println!(
+        "  k=$RANDOM; for i in $(seq 20); do curl -s -o /dev/null -w '%{{http_code}} ' http://{edge}/slow/2000?k=$k & done; wait"
+    );
+    println!("      # 20 clients at once, 1 origin request (coalesced): see edgecache_coalesced_requests_total");
     println!("  curl -s  http://{admin}/metrics | grep edgecache_requests_total");
     let _ = tokio::signal::ctrl_c().await;
     println!("stopping");

@@ -8,6 +8,8 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::coalesce::SharedBodyReader;
+
 /// Errors of a streamed body, boxed as hyper expects.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -20,6 +22,8 @@ pub enum ProxyBody {
     Full(Option<Bytes>),
     /// The upstream's body, passed through as it arrives.
     Stream(RecordingBody),
+    /// A coalesced fetch's body, read as it streams in (shared with the other requests waiting on that fetch).
+    Shared(SharedBodyReader),
 }
 
 impl ProxyBody {
@@ -60,6 +64,7 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Stream(stream) => Pin::new(stream).poll_frame(cx),
+            ProxyBody::Shared(reader) => Pin::new(reader).poll_frame(cx),
         }
     }
 
@@ -67,6 +72,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(bytes) => bytes.is_none(),
             ProxyBody::Stream(stream) => stream.is_end_stream(),
+            ProxyBody::Shared(reader) => reader.is_end_stream(),
         }
     }
 
@@ -75,6 +81,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             ProxyBody::Full(None) => SizeHint::with_exact(0),
             ProxyBody::Stream(stream) => stream.inner.size_hint(),
+            ProxyBody::Shared(reader) => reader.size_hint(),
         }
     }
 }

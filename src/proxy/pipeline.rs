@@ -12,6 +12,8 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, request};
 use http_body_util::{BodyExt, Either, Empty};
 use hyper::body::Incoming;
 
+mod coalesced;
+
 use super::body::ProxyBody;
 use super::forward;
 use super::head_update;
@@ -20,6 +22,7 @@ use super::range::{self, RangeAnswer};
 use super::respond;
 use super::upstream::{Upstream, UpstreamBody, UpstreamError};
 use crate::cache::{CachedObject, Lookup, PrimaryKey, Store, VariantKey};
+use crate::coalesce::Coalescer;
 use crate::metrics::Metrics;
 use crate::policy::conditional::{
     Precondition, add_revalidation_headers, evaluate_preconditions, merge_not_modified, not_modified_selects,
@@ -52,6 +55,8 @@ pub struct Proxy {
     pub metrics: Arc<Metrics>,
     /// Variants being refreshed in the background (stale-while-revalidate), so one refresh runs per variant.
     refreshing: Mutex<HashSet<VariantKey>>,
+    /// Fetches in flight that concurrent requests for the same key wait on, and keys known to be uncacheable.
+    coalescing: Coalescer,
 }
 
 impl Proxy {
@@ -71,7 +76,14 @@ impl Proxy {
             origin,
             metrics,
             refreshing: Mutex::new(HashSet::new()),
+            coalescing: Coalescer::new(crate::coalesce::DEFAULT_LOCK_TIMEOUT),
         }
+    }
+
+    /// Sets how long a request waits on another request's fetch before it goes to the origin itself.
+    pub fn with_lock_timeout(mut self, lock_timeout: std::time::Duration) -> Proxy {
+        self.coalescing.lock_timeout = lock_timeout;
+        self
     }
 
     /// Answers one client request, start to end.
@@ -141,15 +153,15 @@ impl Proxy {
                 }
                 Usability::Revalidate => {
                     let reason = directives.forward_reason(&object.freshness, now);
-                    self.revalidate(request, conn, primary, key, object, reason).await
+                    self.revalidate_coalesced(request, conn, primary, key, object, reason).await
                 }
             },
             Lookup::UriMiss(_) | Lookup::VaryMiss(_) if directives.only_if_cached => {
                 let status = CacheStatus { detail: Some("only-if-cached"), ..CacheStatus::default() };
                 (respond::error(StatusCode::GATEWAY_TIMEOUT, "not in cache (only-if-cached)"), status)
             }
-            Lookup::UriMiss(_) => self.miss(request, conn, primary, Forward::UriMiss).await,
-            Lookup::VaryMiss(_) => self.miss(request, conn, primary, Forward::VaryMiss).await,
+            Lookup::UriMiss(key) => self.miss_coalesced(request, conn, primary, key, Forward::UriMiss).await,
+            Lookup::VaryMiss(key) => self.miss_coalesced(request, conn, primary, key, Forward::VaryMiss).await,
         }
     }
 

@@ -28,6 +28,7 @@ fn a_minimal_file_gets_every_default() {
     assert_eq!(c.origin.pool_max_idle_per_host, 256);
     assert_eq!(c.origin.ca_file, None);
     assert_eq!((c.cache.memory, c.cache.max_object_size), (d.cache.memory, d.cache.max_object_size));
+    assert_eq!(c.cache.lock_timeout, Duration::from_secs(5));
     assert!(c.pops.is_empty());
     assert_eq!(c.cluster.secret, None);
     assert_eq!(c.cluster.parent_fallback, ParentFallback::Origin);
@@ -51,8 +52,9 @@ fn node_id_falls_back_to_edgecache_without_a_usable_host_name() {
 #[test]
 fn sizes_and_durations_are_read() {
     let c = ok(&format!(
-        "{ORIGIN}connect_timeout = \"250ms\"\nresponse_timeout = \"5m\"\n[cache]\nmemory = \"2GiB\"\nmax_object_size = 1048576\n"
+        "{ORIGIN}connect_timeout = \"250ms\"\nresponse_timeout = \"5m\"\n[cache]\nmemory = \"2GiB\"\nmax_object_size = 1048576\nlock_timeout = \"750ms\"\n"
     ));
+    assert_eq!(c.cache.lock_timeout, Duration::from_millis(750));
     assert_eq!(c.origin.connect_timeout, Duration::from_millis(250));
     assert_eq!(c.origin.response_timeout, Duration::from_secs(300));
     assert_eq!(c.cache.memory, 2 << 30);
