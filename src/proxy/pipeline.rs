@@ -20,6 +20,7 @@ use crate::cache::{CachedObject, Lookup, PrimaryKey, Store, VariantKey};
 use crate::metrics::Metrics;
 use crate::policy::conditional::{add_revalidation_headers, client_not_modified, merge_not_modified};
 use crate::policy::{CacheStatus, Forward, RequestDirectives, StoreDecision, Usability};
+use crate::throttle::{ClientThrottled, OriginBusy, OriginPermit, Throttle, retry_after};
 
 /// How a client reached this node.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +48,8 @@ pub struct Proxy {
     pub metrics: Arc<Metrics>,
     /// Variants being refreshed in the background (stale-while-revalidate), so one refresh runs per variant.
     refreshing: Mutex<HashSet<VariantKey>>,
+    /// Client token buckets and the origin budget (unlimited unless `with_throttle` gives limits).
+    throttle: Arc<Throttle>,
 }
 
 impl Proxy {
@@ -64,9 +67,16 @@ impl Proxy {
             store,
             upstream,
             origin,
+            throttle: Arc::new(Throttle::unlimited(&metrics)),
             metrics,
             refreshing: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// The same data plane with these throttles (`[throttle]`).
+    pub fn with_throttle(mut self, throttle: Arc<Throttle>) -> Proxy {
+        self.throttle = throttle;
+        self
     }
 
     /// Answers one client request, start to end.
@@ -105,6 +115,9 @@ impl Proxy {
             let status = CacheStatus { detail: Some("no-host"), error: true, ..CacheStatus::default() };
             return (respond::error(StatusCode::BAD_REQUEST, "the request names no host"), status);
         };
+        if let Some(refused) = self.throttle_client(&request, conn, ClientStage::Admitted) {
+            return refused;
+        }
 
         // Key.
         let primary = PrimaryKey::new(conn.scheme, host, request.uri());
@@ -163,8 +176,15 @@ impl Proxy {
         conn: ClientConn,
         detail: &'static str,
     ) -> (Response<ProxyBody>, CacheStatus) {
+        if let Some(refused) = self.throttle_client(&request, conn, ClientStage::NotAHit) {
+            return refused;
+        }
         let mut status = CacheStatus::forwarded(Forward::Bypass);
         status.detail = Some(detail);
+        let permit = match self.throttle.origin.acquire().await {
+            Ok(permit) => permit,
+            Err(busy) => return origin_busy(busy, status),
+        };
         let (parts, body) = request.into_parts();
         let upstream_request = self.upstream_request(&parts, Either::Left(body), conn);
         match self.fetch(upstream_request).await {
@@ -172,7 +192,7 @@ impl Proxy {
                 status.forward_status = Some(response.status().as_u16());
                 let (mut head, body) = response.into_parts();
                 forward::strip_hop_by_hop(&mut head.headers);
-                (Response::from_parts(head, ProxyBody::stream(body)), status)
+                (Response::from_parts(head, ProxyBody::stream(body).holding(permit)), status)
             }
             Err(error) => self.upstream_failed(error, status),
         }
@@ -186,7 +206,14 @@ impl Proxy {
         primary: PrimaryKey,
         reason: Forward,
     ) -> (Response<ProxyBody>, CacheStatus) {
+        if let Some(refused) = self.throttle_client(&request, conn, ClientStage::NotAHit) {
+            return refused;
+        }
         let status = CacheStatus::forwarded(reason);
+        let permit = match self.throttle.origin.acquire().await {
+            Ok(permit) => permit,
+            Err(busy) => return origin_busy(busy, status),
+        };
         let (parts, body) = request.into_parts();
         let mut upstream_request = self.upstream_request(&parts, Either::Left(body), conn);
         if parts.method == Method::GET {
@@ -199,7 +226,7 @@ impl Proxy {
             }
         }
         match self.fetch(upstream_request).await {
-            Ok(response) => self.admit(&parts, primary, response, status),
+            Ok(response) => holding(self.admit(&parts, primary, response, status), permit),
             Err(error) => self.upstream_failed(error, status),
         }
     }
@@ -214,7 +241,17 @@ impl Proxy {
         object: Arc<CachedObject>,
         reason: Forward,
     ) -> (Response<ProxyBody>, CacheStatus) {
+        if let Some(refused) = self.throttle_client(&request, conn, ClientStage::NotAHit) {
+            return refused;
+        }
         let mut status = CacheStatus::forwarded(reason);
+        let permit = match self.throttle.origin.acquire().await {
+            Ok(permit) => permit,
+            Err(_) if may_stand_in_when_busy(&object, request.headers()) => {
+                return self.serve_stale_when_busy(&request, &object);
+            }
+            Err(busy) => return origin_busy(busy, status),
+        };
         let (parts, body) = request.into_parts();
         let mut upstream_request = self.upstream_request(&parts, Either::Left(body), conn);
         let conditional = add_revalidation_headers(&object.headers, upstream_request.headers_mut());
@@ -234,7 +271,7 @@ impl Proxy {
                 status.forward_status = Some(response.status().as_u16());
                 self.serve_stale_on_error(&parts, &object, status, "upstream-error")
             }
-            Ok(response) => self.admit(&parts, primary, response, status),
+            Ok(response) => holding(self.admit(&parts, primary, response, status), permit),
             Err(error) if may_serve_stale_on_error(&object, now) => {
                 self.serve_stale_on_error(&parts, &object, status, error.detail())
             }
@@ -255,6 +292,37 @@ impl Proxy {
         status.ttl = Some(object.freshness.ttl_secs(now));
         status.detail = Some(detail);
         (respond::from_cache(object, &parts.method, now), status)
+    }
+
+    /// A stale copy in place of a request the origin budget has no room for, whatever its stale windows; RFC 9211
+    /// has it as a `hit` (nothing went forward) with a negative `ttl`, and `detail=origin-busy` says why.
+    fn serve_stale_when_busy<B>(
+        &self,
+        request: &Request<B>,
+        object: &CachedObject,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        let now = SystemTime::now();
+        let status = CacheStatus {
+            stale: true,
+            detail: Some("origin-busy"),
+            ..CacheStatus::hit(object.freshness.ttl_secs(now))
+        };
+        (self.answer_from_cache(request, object, now), status)
+    }
+
+    /// Takes a client token at `stage`: on admission, or (with `throttle.exempt_hits`) once the request is known
+    /// not to be a hit. `Some` is the 429 answer when the client's bucket is empty.
+    fn throttle_client<B>(
+        &self,
+        request: &Request<B>,
+        conn: ClientConn,
+        stage: ClientStage,
+    ) -> Option<(Response<ProxyBody>, CacheStatus)> {
+        if (stage == ClientStage::Admitted) == self.throttle.exempts_hits() {
+            return None;
+        }
+        let throttled = self.throttle.check_client(conn.peer.ip(), request.headers()).err()?;
+        Some(client_throttled(throttled))
     }
 
     /// Folds a 304 into a stored object and stores the result under the same key; returns the refreshed object.
@@ -362,6 +430,8 @@ impl Proxy {
         key: VariantKey,
         object: Arc<CachedObject>,
     ) {
+        // Background work never queues for the origin budget: without a free place now, the next stale hit retries.
+        let Some(_permit) = self.throttle.origin.try_acquire() else { return };
         let mut upstream_request = self.upstream_request(&parts, Either::Right(Empty::new()), conn);
         let conditional = add_revalidation_headers(&object.headers, upstream_request.headers_mut());
         let Ok(response) = self.fetch(upstream_request).await else { return };
@@ -417,6 +487,48 @@ impl Proxy {
         status.detail = Some(error.detail());
         (respond::error(error.status(), &error.to_string()), status)
     }
+}
+
+/// When a request is charged a client token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientStage {
+    /// As soon as it is admitted (every request counts).
+    Admitted,
+    /// Once it is known to need the origin (`throttle.exempt_hits`).
+    NotAHit,
+}
+
+/// 429 for a client whose bucket is empty, with `Retry-After` (whole seconds until its next token).
+fn client_throttled(throttled: ClientThrottled) -> (Response<ProxyBody>, CacheStatus) {
+    let status = CacheStatus { detail: Some("throttled"), error: true, ..CacheStatus::default() };
+    let mut response = respond::error(StatusCode::TOO_MANY_REQUESTS, "too many requests from this client: slow down");
+    response.headers_mut().insert(header::RETRY_AFTER, retry_after(throttled.retry_after));
+    (response, status)
+}
+
+/// 503 for a request the origin budget has no room for and no stale copy can answer, with `Retry-After`.
+fn origin_busy(busy: OriginBusy, mut status: CacheStatus) -> (Response<ProxyBody>, CacheStatus) {
+    status.error = true;
+    status.detail = Some("origin-busy");
+    let mut response = respond::error(StatusCode::SERVICE_UNAVAILABLE, "the origin is busy: try again later");
+    response.headers_mut().insert(header::RETRY_AFTER, retry_after(busy.retry_after));
+    (response, status)
+}
+
+/// The response keeps `permit` until its body has streamed.
+fn holding(
+    (response, status): (Response<ProxyBody>, CacheStatus),
+    permit: OriginPermit,
+) -> (Response<ProxyBody>, CacheStatus) {
+    (response.map(|body| body.holding(permit)), status)
+}
+
+/// Whether a stored object may stand in when the origin budget is exhausted: whatever its stale windows, unless the
+/// origin (`must-revalidate`, `proxy-revalidate`, `s-maxage`, `no-cache`) or the client (`no-cache`, `max-age`,
+/// `min-fresh`) asked for a validated answer.
+fn may_stand_in_when_busy(object: &CachedObject, request: &HeaderMap) -> bool {
+    let client = RequestDirectives::of(request);
+    !object.freshness.must_revalidate && !client.no_cache && client.max_age.is_none() && client.min_fresh.is_none()
 }
 
 fn may_serve_stale_on_error(object: &CachedObject, now: SystemTime) -> bool {
