@@ -7,4 +7,5 @@ mod config;
 mod lifecycle;
 mod proxying;
 mod streaming;
+mod throttling;
 mod tls;

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,6 +86,31 @@ type Handler = dyn Fn(&Seen, usize) -> Reply + Send + Sync;
 pub struct TestOrigin {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    concurrency: Arc<Concurrency>,
+}
+
+/// Requests the origin is working on (from arrival until the response body is sent or dropped), and the most ever.
+#[derive(Debug, Default)]
+struct Concurrency {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+/// One request counted in [`Concurrency`] while it lives.
+struct Working(Arc<Concurrency>);
+
+impl Working {
+    fn start(concurrency: &Arc<Concurrency>) -> Working {
+        let now = concurrency.now.fetch_add(1, Ordering::SeqCst) + 1;
+        concurrency.max.fetch_max(now, Ordering::SeqCst);
+        Working(concurrency.clone())
+    }
+}
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl TestOrigin {
@@ -110,12 +136,17 @@ impl TestOrigin {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
         let recorded = seen.clone();
+        let concurrency = Arc::new(Concurrency::default());
+        let counted = concurrency.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 let (handler, recorded, tls) = (handler.clone(), recorded.clone(), tls.clone());
+                let counted = counted.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |request| answer(request, handler.clone(), recorded.clone()));
+                    let service = service_fn(move |request| {
+                        answer(request, handler.clone(), recorded.clone(), Working::start(&counted))
+                    });
                     let builder = auto::Builder::new(TokioExecutor::new());
                     match tls {
                         None => {
@@ -129,7 +160,12 @@ impl TestOrigin {
                 });
             }
         });
-        TestOrigin { addr, seen }
+        TestOrigin { addr, seen, concurrency }
+    }
+
+    /// The most requests the origin was ever working on at once.
+    pub fn max_concurrent(&self) -> usize {
+        self.concurrency.max.load(Ordering::SeqCst)
     }
 
     /// The origin's base URL.
@@ -152,6 +188,7 @@ async fn answer(
     request: Request<Incoming>,
     handler: Arc<Handler>,
     recorded: Arc<Mutex<Vec<Seen>>>,
+    working: Working,
 ) -> Result<Response<OriginBody>, Infallible> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
@@ -188,6 +225,11 @@ async fn answer(
             BodyExt::boxed(StreamBody::new(frames))
         }
     };
+    // The request counts as in progress until its body has been sent (or dropped).
+    let body: OriginBody = BodyExt::boxed(body.map_frame(move |frame| {
+        let _ = &working;
+        frame
+    }));
     let mut response = Response::new(body);
     *response.status_mut() = reply.status;
     for (name, value) in reply.headers {
