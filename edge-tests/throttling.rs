@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 
-use crate::support::{Reply, TestNode, TestOrigin, cache_status, client, header};
+use crate::support::{Reply, ReplyBody, TestNode, TestOrigin, cache_status, client, header};
 
 /// The value of the series `name` (with `label`, e.g. `scope="client"`, if not empty), or None.
 async fn metric(node: &TestNode, name: &str, label: &str) -> Option<f64> {
@@ -237,4 +237,45 @@ async fn hits_on_other_keys_stay_fast_while_misses_queue() {
         assert_eq!(answer.expect("miss").status(), 200);
     }
     assert_eq!(origin.max_concurrent(), 2);
+}
+
+#[tokio::test]
+async fn a_place_in_the_origin_budget_is_held_until_the_body_has_streamed() {
+    let origin = TestOrigin::start(|seen, _| match seen.path_and_query.as_str() {
+        // 32 MiB, far more than the socket buffers between origin, node and client hold.
+        "/big" => Reply {
+            status: http::StatusCode::OK,
+            headers: vec![("cache-control", "max-age=60".to_string())],
+            body: ReplyBody::Chunks { chunk: 64 * 1024, count: 512 },
+            delay: Duration::ZERO,
+        },
+        path => cacheable_origin_reply(path),
+    })
+    .await;
+    let node = TestNode::start(&origin, |c| {
+        c.throttle.origin_max_inflight = Some(1);
+        c.throttle.origin_queue_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let http = client();
+
+    // The head has arrived; the body has not been read, so it cannot have finished streaming.
+    let big = http.get(node.url("/big")).send().await.expect("head of /big");
+    assert_eq!(big.status(), 200);
+    let refused = http.get(node.url("/other")).send().await.expect("other");
+    assert_eq!(refused.status(), 503, "the only place is still held by /big's body");
+    assert_eq!(metric(&node, "edgecache_origin_inflight", "").await, Some(1.0));
+
+    // The client leaves mid-body: the place comes back.
+    drop(big);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let answer = http.get(node.url("/other")).send().await.expect("other");
+        if answer.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the place was never given back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(metric(&node, "edgecache_origin_inflight", "").await, Some(0.0));
 }
