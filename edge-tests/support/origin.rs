@@ -113,6 +113,32 @@ impl Drop for Working {
     }
 }
 
+/// A body that keeps its request counted while it lives; framing (length) unchanged.
+struct CountedBody {
+    inner: OriginBody,
+    _working: Working,
+}
+
+impl hyper::body::Body for CountedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 impl TestOrigin {
     /// Starts an origin whose `handler` gets each request and how many requests came before it.
     pub async fn start(handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> TestOrigin {
@@ -226,10 +252,7 @@ async fn answer(
         }
     };
     // The request counts as in progress until its body has been sent (or dropped).
-    let body: OriginBody = BodyExt::boxed(body.map_frame(move |frame| {
-        let _ = &working;
-        frame
-    }));
+    let body: OriginBody = BodyExt::boxed(CountedBody { inner: body, _working: working });
     let mut response = Response::new(body);
     *response.status_mut() = reply.status;
     for (name, value) in reply.headers {

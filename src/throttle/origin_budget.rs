@@ -181,8 +181,7 @@ impl OriginBudget {
             },
         };
         if let Some(rate) = &self.rate {
-            loop {
-                let Err(not_until) = rate.check() else { break };
+            while let Err(not_until) = rate.check() {
                 let wait = not_until.wait_time_from(rate.clock().now());
                 if Instant::now() + wait > deadline {
                     return Err(OriginBusy { retry_after: wait });
