@@ -6,6 +6,7 @@ pub mod forward;
 pub mod listener;
 pub mod pipeline;
 pub mod respond;
+mod throttled;
 pub mod upstream;
 
 pub use body::ProxyBody;

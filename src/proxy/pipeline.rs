@@ -15,12 +15,13 @@ use hyper::body::Incoming;
 use super::body::ProxyBody;
 use super::forward;
 use super::respond;
+use super::throttled::{ClientStage, client_throttled, holding, may_stand_in_when_busy, origin_busy};
 use super::upstream::{Upstream, UpstreamBody, UpstreamError};
 use crate::cache::{CachedObject, Lookup, PrimaryKey, Store, VariantKey};
 use crate::metrics::Metrics;
 use crate::policy::conditional::{add_revalidation_headers, client_not_modified, merge_not_modified};
 use crate::policy::{CacheStatus, Forward, RequestDirectives, StoreDecision, Usability};
-use crate::throttle::{ClientThrottled, OriginBusy, OriginPermit, Throttle, retry_after};
+use crate::throttle::Throttle;
 
 /// How a client reached this node.
 #[derive(Debug, Clone, Copy)]
@@ -487,48 +488,6 @@ impl Proxy {
         status.detail = Some(error.detail());
         (respond::error(error.status(), &error.to_string()), status)
     }
-}
-
-/// When a request is charged a client token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ClientStage {
-    /// As soon as it is admitted (every request counts).
-    Admitted,
-    /// Once it is known to need the origin (`throttle.exempt_hits`).
-    NotAHit,
-}
-
-/// 429 for a client whose bucket is empty, with `Retry-After` (whole seconds until its next token).
-fn client_throttled(throttled: ClientThrottled) -> (Response<ProxyBody>, CacheStatus) {
-    let status = CacheStatus { detail: Some("throttled"), error: true, ..CacheStatus::default() };
-    let mut response = respond::error(StatusCode::TOO_MANY_REQUESTS, "too many requests from this client: slow down");
-    response.headers_mut().insert(header::RETRY_AFTER, retry_after(throttled.retry_after));
-    (response, status)
-}
-
-/// 503 for a request the origin budget has no room for and no stale copy can answer, with `Retry-After`.
-fn origin_busy(busy: OriginBusy, mut status: CacheStatus) -> (Response<ProxyBody>, CacheStatus) {
-    status.error = true;
-    status.detail = Some("origin-busy");
-    let mut response = respond::error(StatusCode::SERVICE_UNAVAILABLE, "the origin is busy: try again later");
-    response.headers_mut().insert(header::RETRY_AFTER, retry_after(busy.retry_after));
-    (response, status)
-}
-
-/// The response keeps `permit` until its body has streamed.
-fn holding(
-    (response, status): (Response<ProxyBody>, CacheStatus),
-    permit: OriginPermit,
-) -> (Response<ProxyBody>, CacheStatus) {
-    (response.map(|body| body.holding(permit)), status)
-}
-
-/// Whether a stored object may stand in when the origin budget is exhausted: whatever its stale windows, unless the
-/// origin (`must-revalidate`, `proxy-revalidate`, `s-maxage`, `no-cache`) or the client (`no-cache`, `max-age`,
-/// `min-fresh`) asked for a validated answer.
-fn may_stand_in_when_busy(object: &CachedObject, request: &HeaderMap) -> bool {
-    let client = RequestDirectives::of(request);
-    !object.freshness.must_revalidate && !client.no_cache && client.max_age.is_none() && client.min_fresh.is_none()
 }
 
 fn may_serve_stale_on_error(object: &CachedObject, now: SystemTime) -> bool {
