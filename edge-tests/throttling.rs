@@ -279,3 +279,42 @@ async fn a_place_in_the_origin_budget_is_held_until_the_body_has_streamed() {
     }
     assert_eq!(metric(&node, "edgecache_origin_inflight", "").await, Some(0.0));
 }
+
+#[tokio::test]
+async fn background_refreshes_take_a_free_place_or_none_and_never_hold_up_a_client() {
+    let origin = TestOrigin::start(|seen, _| match seen.path_and_query.as_str() {
+        "/slow" => cacheable_origin_reply("/slow").delayed(Duration::from_millis(800)),
+        _ => Reply::ok("swr", &[("cache-control", "max-age=1, stale-while-revalidate=30"), ("etag", "\"w\"")]),
+    })
+    .await;
+    let node = TestNode::start(&origin, |c| c.throttle.origin_max_inflight = Some(1)).await;
+    let http = client();
+    assert_eq!(http.get(node.url("/swr")).send().await.expect("store").status(), 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let slow = tokio::spawn({
+        let (http, url) = (http.clone(), node.url("/slow"));
+        async move { http.get(url).send().await.expect("slow").status() }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+
+    // Stale within stale-while-revalidate: answered at once; the refresh finds no free place and is skipped.
+    let started = Instant::now();
+    let stale = http.get(node.url("/swr")).send().await.expect("stale");
+    assert!(started.elapsed() < Duration::from_millis(150), "{:?}", started.elapsed());
+    assert!(cache_status(&stale).starts_with("test-edge; hit"), "{}", cache_status(&stale));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let paths = |origin: &TestOrigin| origin.seen().into_iter().map(|s| s.path_and_query).collect::<Vec<_>>();
+    assert_eq!(paths(&origin), ["/swr", "/slow"], "no refresh while the budget was full");
+    assert_eq!(metric(&node, "edgecache_origin_queue_length", "").await, Some(0.0), "the refresh did not queue");
+
+    // Once the place is free, the next stale hit's refresh goes.
+    assert_eq!(slow.await.expect("task"), 200);
+    http.get(node.url("/swr")).send().await.expect("stale again");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while paths(&origin).len() < 3 {
+        assert!(Instant::now() < deadline, "the refresh never went: {:?}", paths(&origin));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(paths(&origin), ["/swr", "/slow", "/swr"]);
+}
