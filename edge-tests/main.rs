@@ -17,4 +17,5 @@ mod conformance_vary;
 mod lifecycle;
 mod proxying;
 mod streaming;
+mod throttling;
 mod tls;

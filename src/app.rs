@@ -17,6 +17,7 @@ use crate::metrics::{Metrics, MetricsError};
 use crate::proxy::listener::{self, ConnectionBuilder, Transport};
 use crate::proxy::upstream::UpstreamSetupError;
 use crate::proxy::{OriginTarget, Proxy, Upstream};
+use crate::throttle::Throttle;
 use crate::tls::{TlsError, TlsTerminator};
 
 /// Why a node could not start.
@@ -86,9 +87,12 @@ pub async fn start(config: Config) -> Result<NodeHandle, StartError> {
         _ => return Err(StartError::NoOrigin),
     };
     let upstream = Upstream::new(&config.origin)?;
+    let throttle = Arc::new(Throttle::new(&config.throttle, &metrics));
+    throttle.spawn_sweeper();
     let proxy = Arc::new(
         Proxy::new(&config.node.id, store.clone(), upstream, origin, metrics.clone())
-            .with_lock_timeout(config.cache.lock_timeout),
+            .with_lock_timeout(config.cache.lock_timeout)
+            .with_throttle(throttle),
     );
     let tls = if config.server.tls_listen.is_empty() {
         None

@@ -10,4 +10,5 @@ pub mod demo;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod throttle;
 pub mod tls;

@@ -96,11 +96,57 @@ pub struct TestOrigin {
     concurrency: Arc<Concurrency>,
 }
 
-/// Requests being answered right now (from arrival to the response head), and the most seen at once.
-#[derive(Default)]
+/// Requests the origin is working on (from arrival until the response body is sent or dropped), and the most ever.
+#[derive(Debug, Default)]
 struct Concurrency {
     now: AtomicUsize,
+    max: AtomicUsize,
+    /// Requests between arrival and the response head, and the most of those at once.
+    heads_now: AtomicUsize,
     peak: AtomicUsize,
+}
+
+/// One request counted in [`Concurrency`] while it lives.
+struct Working(Arc<Concurrency>);
+
+impl Working {
+    fn start(concurrency: &Arc<Concurrency>) -> Working {
+        let now = concurrency.now.fetch_add(1, Ordering::SeqCst) + 1;
+        concurrency.max.fetch_max(now, Ordering::SeqCst);
+        Working(concurrency.clone())
+    }
+}
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A body that keeps its request counted while it lives; framing (length) unchanged.
+struct CountedBody {
+    inner: OriginBody,
+    _working: Working,
+}
+
+impl hyper::body::Body for CountedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 impl TestOrigin {
@@ -127,15 +173,16 @@ impl TestOrigin {
         let handler: Arc<Handler> = Arc::new(handler);
         let recorded = seen.clone();
         let concurrency = Arc::new(Concurrency::default());
-        let counting = concurrency.clone();
+        let counted = concurrency.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 let (handler, recorded, tls) = (handler.clone(), recorded.clone(), tls.clone());
-                let counting = counting.clone();
+                let counted = counted.clone();
                 tokio::spawn(async move {
-                    let service =
-                        service_fn(move |request| answer(request, handler.clone(), recorded.clone(), counting.clone()));
+                    let service = service_fn(move |request| {
+                        answer(request, handler.clone(), recorded.clone(), Working::start(&counted))
+                    });
                     let builder = auto::Builder::new(TokioExecutor::new());
                     match tls {
                         None => {
@@ -150,6 +197,11 @@ impl TestOrigin {
             }
         });
         TestOrigin { addr, seen, concurrency }
+    }
+
+    /// The most requests the origin was ever working on at once.
+    pub fn max_concurrent(&self) -> usize {
+        self.concurrency.max.load(Ordering::SeqCst)
     }
 
     /// The origin's base URL.
@@ -177,7 +229,7 @@ async fn answer(
     request: Request<Incoming>,
     handler: Arc<Handler>,
     recorded: Arc<Mutex<Vec<Seen>>>,
-    concurrency: Arc<Concurrency>,
+    working: Working,
 ) -> Result<Response<OriginBody>, BoxError> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
@@ -189,12 +241,13 @@ async fn answer(
         log.len() - 1
     };
     let reply = handler(&seen, index);
-    let now = concurrency.now.fetch_add(1, Ordering::SeqCst) + 1;
-    concurrency.peak.fetch_max(now, Ordering::SeqCst);
+    let concurrency = &working.0;
+    let heads = concurrency.heads_now.fetch_add(1, Ordering::SeqCst) + 1;
+    concurrency.peak.fetch_max(heads, Ordering::SeqCst);
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
-    concurrency.now.fetch_sub(1, Ordering::SeqCst);
+    concurrency.heads_now.fetch_sub(1, Ordering::SeqCst);
     let declared = match &reply.body {
         ReplyBody::CutShort { declared, .. } => Some(*declared),
         _ => None,
@@ -225,6 +278,8 @@ async fn answer(
         }
         ReplyBody::Reset => return Err("the test origin closes the connection without an answer".into()),
     };
+    // The request counts as in progress until its body has been sent (or dropped).
+    let body: OriginBody = BodyExt::boxed(CountedBody { inner: body, _working: working });
     let mut response = Response::new(body);
     *response.status_mut() = reply.status;
     for (name, value) in reply.headers {

@@ -2,8 +2,12 @@
 //! them, and that every reader (the leader's client and each waiter) reads from its own position (read-while-write).
 //! A reader that starts late gets every chunk so far at once, then the rest as it comes; a reader with nothing new
 //! to read sleeps until the writer appends, finishes or fails.
+//!
+//! A body that turns out too large to store switches to streaming only ([`SharedBody::stream_only`]): chunks every
+//! reader has read are released, and the writer waits ([`SharedBody::room`]) while the slowest reader is more than
+//! a window behind, so a body of any size passes through in bounded memory at the pace of its readers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -29,8 +33,18 @@ enum End {
 
 #[derive(Default)]
 struct State {
-    chunks: Vec<Bytes>,
+    /// The chunks still held; the first one is chunk number `base`.
+    chunks: VecDeque<Bytes>,
+    /// How many chunks were released from the front (streaming only).
+    base: usize,
+    /// Bytes of the chunks still held.
+    held: u64,
+    /// Bytes written in all.
     len: u64,
+    /// Streaming only: chunks every reader has read are released.
+    stream_only: bool,
+    /// The next chunk number of each live reader, by reader id.
+    positions: HashMap<u64, usize>,
     end: Option<End>,
     /// The waker of each reader waiting for more, by reader id.
     waiting: HashMap<u64, Waker>,
@@ -41,6 +55,8 @@ struct State {
 #[derive(Default)]
 pub struct SharedBody {
     state: Mutex<State>,
+    /// Signalled when readers advance or leave (the writer may be waiting for room).
+    advanced: tokio::sync::Notify,
 }
 
 impl SharedBody {
@@ -62,7 +78,8 @@ impl SharedBody {
         let wakers = {
             let mut state = self.state();
             state.len += chunk.len() as u64;
-            state.chunks.push(chunk);
+            state.held += chunk.len() as u64;
+            state.chunks.push_back(chunk);
             std::mem::take(&mut state.waiting)
         };
         wakers.into_values().for_each(Waker::wake);
@@ -87,6 +104,32 @@ impl SharedBody {
         wakers.into_values().for_each(Waker::wake);
     }
 
+    /// From now on, chunks every reader has read are released (the body will not be stored or shared further).
+    pub fn stream_only(&self) {
+        let mut state = self.state();
+        state.stream_only = true;
+        state.release_read();
+    }
+
+    /// Waits until the slowest reader is at most `window` bytes behind the writer. False when no reader is left
+    /// (nobody needs the rest of the body).
+    pub async fn room(&self, window: u64) -> bool {
+        loop {
+            // Created before the check: a reader advancing in between still wakes it.
+            let advanced = self.advanced.notified();
+            {
+                let state = self.state();
+                if state.positions.is_empty() {
+                    return false;
+                }
+                if state.held <= window {
+                    return true;
+                }
+            }
+            advanced.await;
+        }
+    }
+
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
         self.state().len
@@ -100,7 +143,7 @@ impl SharedBody {
     /// The whole body as one buffer (a copy of the chunks written so far).
     pub fn concat(&self) -> Bytes {
         let state = self.state();
-        if let [single] = state.chunks.as_slice() {
+        if let (1, Some(single)) = (state.chunks.len(), state.chunks.front()) {
             return single.clone();
         }
         let mut whole = BytesMut::with_capacity(state.len as usize);
@@ -113,7 +156,9 @@ impl SharedBody {
         let id = {
             let mut state = self.state();
             state.next_reader += 1;
-            state.next_reader
+            let (id, first) = (state.next_reader, state.base);
+            state.positions.insert(id, first);
+            id
         };
         SharedBodyReader { body: self.clone(), id, next: 0, expected_len, done: false }
     }
@@ -139,9 +184,15 @@ impl Body for SharedBodyReader {
             return Poll::Ready(None);
         }
         let mut state = this.body.state();
-        if let Some(chunk) = state.chunks.get(this.next) {
+        let held_index = this.next.saturating_sub(state.base);
+        if let Some(chunk) = state.chunks.get(held_index) {
             let chunk = chunk.clone();
             this.next += 1;
+            state.positions.insert(this.id, this.next);
+            if state.stream_only && state.release_read() {
+                drop(state);
+                this.body.advanced.notify_waiters();
+            }
             return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
         match state.end {
@@ -166,7 +217,7 @@ impl Body for SharedBodyReader {
             return true;
         }
         let state = self.body.state();
-        state.end == Some(End::Complete) && self.next >= state.chunks.len()
+        state.end == Some(End::Complete) && self.next >= state.base + state.chunks.len()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -177,9 +228,32 @@ impl Body for SharedBodyReader {
     }
 }
 
+impl State {
+    /// Releases the chunks every live reader has read; true if any were.
+    fn release_read(&mut self) -> bool {
+        let slowest = self.positions.values().copied().min().unwrap_or(self.base + self.chunks.len());
+        let mut released = false;
+        while self.base < slowest {
+            let Some(chunk) = self.chunks.pop_front() else { break };
+            self.held -= chunk.len() as u64;
+            self.base += 1;
+            released = true;
+        }
+        released
+    }
+}
+
 impl Drop for SharedBodyReader {
     fn drop(&mut self) {
-        self.body.state().waiting.remove(&self.id);
+        {
+            let mut state = self.body.state();
+            state.waiting.remove(&self.id);
+            state.positions.remove(&self.id);
+            if state.stream_only {
+                state.release_read();
+            }
+        }
+        self.body.advanced.notify_waiters();
     }
 }
 
@@ -218,6 +292,28 @@ mod tests {
         body.push(Bytes::from_static(b"abc"));
         body.fail();
         assert!(reader.collect().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn streaming_only_releases_what_every_reader_has_read_and_holds_the_writer_back() {
+        let body = SharedBody::new();
+        let mut fast = body.reader(None);
+        let mut slow = body.reader(None);
+        body.stream_only();
+        body.push(Bytes::from(vec![1u8; 100]));
+        body.push(Bytes::from(vec![2u8; 100]));
+        assert!(body.room(200).await, "within the window");
+        fast.frame().await.expect("frame").expect("ok");
+        fast.frame().await.expect("frame").expect("ok");
+        assert_eq!(body.state().held, 200, "the slow reader has read nothing yet");
+        let blocked = tokio::time::timeout(std::time::Duration::from_millis(20), body.room(100)).await;
+        assert!(blocked.is_err(), "the writer waits for the slow reader");
+        slow.frame().await.expect("frame").expect("ok");
+        assert_eq!(body.state().held, 100, "the first chunk was released");
+        assert!(body.room(100).await);
+        drop((fast, slow));
+        assert!(!body.room(100).await, "no reader left");
+        assert_eq!(body.state().held, 0);
     }
 
     #[tokio::test]

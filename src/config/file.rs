@@ -122,6 +122,9 @@ pub struct ThrottleFile {
     pub origin_rate: Field<i64>,
     pub origin_burst: Field<i64>,
     pub origin_max_inflight: Field<i64>,
+    pub origin_queue_timeout: Field<String>,
+    pub exempt_hits: Field<bool>,
+    pub trusted_proxies: Field<Vec<Spanned<String>>>,
 }
 
 /// `[admin]`.

@@ -148,6 +148,32 @@ pub struct ThrottleConfig {
     pub origin_rate: Option<u32>,
     pub origin_burst: Option<u32>,
     pub origin_max_inflight: Option<u32>,
+    /// Longest a request waits for the origin budget before it is answered stale or with 503.
+    #[serde(serialize_with = "ser::duration")]
+    pub origin_queue_timeout: Duration,
+    /// Cache hits take no client token (default `false`: `client_rate` counts every request).
+    pub exempt_hits: bool,
+    /// Proxies whose `X-Forwarded-For` names the client: the rightmost address not in these networks is charged.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl ThrottleConfig {
+    /// Default of `throttle.origin_queue_timeout`.
+    pub const DEFAULT_ORIGIN_QUEUE_TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// Every throttle off (the defaults).
+    pub fn off() -> ThrottleConfig {
+        ThrottleConfig {
+            client_rate: None,
+            client_burst: None,
+            origin_rate: None,
+            origin_burst: None,
+            origin_max_inflight: None,
+            origin_queue_timeout: ThrottleConfig::DEFAULT_ORIGIN_QUEUE_TIMEOUT,
+            exempt_hits: false,
+            trusted_proxies: Vec::new(),
+        }
+    }
 }
 
 /// `[admin]`: the admin listener.
@@ -225,13 +251,7 @@ impl Config {
             pops: Vec::new(),
             cluster: ClusterConfig { secret: None, parent_fallback: ParentFallback::Origin },
             compression: CompressionConfig { algorithms: vec!["br".to_string(), "gzip".to_string()], min_size: 1024 },
-            throttle: ThrottleConfig {
-                client_rate: None,
-                client_burst: None,
-                origin_rate: None,
-                origin_burst: None,
-                origin_max_inflight: None,
-            },
+            throttle: ThrottleConfig::off(),
             admin: AdminConfig { listen: None, token: None },
         }
     }

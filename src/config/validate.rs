@@ -219,6 +219,13 @@ fn throttle(t: ThrottleFile, ck: &mut Checker<'_>) -> ThrottleConfig {
         origin_rate: limit(&t.origin_rate, "throttle.origin_rate"),
         origin_burst: limit(&t.origin_burst, "throttle.origin_burst"),
         origin_max_inflight: limit(&t.origin_max_inflight, "throttle.origin_max_inflight"),
+        origin_queue_timeout: ck.duration(
+            &t.origin_queue_timeout,
+            "throttle.origin_queue_timeout",
+            ThrottleConfig::DEFAULT_ORIGIN_QUEUE_TIMEOUT,
+        ),
+        exempt_hits: t.exempt_hits.as_ref().is_some_and(|v| *v.get_ref()),
+        trusted_proxies: trusted_proxies(&t.trusted_proxies, ck),
     };
     for (burst, rate, scope) in
         [(&t.client_burst, &t.client_rate, "client"), (&t.origin_burst, &t.origin_rate, "origin")]
@@ -228,6 +235,26 @@ fn throttle(t: ThrottleFile, ck: &mut Checker<'_>) -> ThrottleConfig {
         }
     }
     config
+}
+
+/// `throttle.trusted_proxies`: networks (`"10.0.0.0/8"`, `"2001:db8::/32"`) or single addresses.
+fn trusted_proxies(field: &Field<Vec<Spanned<String>>>, ck: &mut Checker<'_>) -> Vec<ipnet::IpNet> {
+    let Some(list) = field else { return Vec::new() };
+    let mut networks = Vec::new();
+    for (i, text) in list.get_ref().iter().enumerate() {
+        let value = text.get_ref().trim();
+        let parsed =
+            value.parse::<ipnet::IpNet>().or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(net) => networks.push(net.trunc()),
+            Err(_) => ck.report(
+                text.span().start,
+                format!("throttle.trusted_proxies[{i}]"),
+                format!("invalid network {value:?}: expected an address or CIDR, like \"10.0.0.0/8\" or \"::1\""),
+            ),
+        }
+    }
+    networks
 }
 
 fn admin(a: AdminFile, ck: &mut Checker<'_>, env: &Env, bound: &[Bound]) -> AdminConfig {

@@ -2,7 +2,7 @@
 //! fixed in the public interface. Parts record into the handles here; `/metrics` renders the text exposition.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets for a CDN: sub-millisecond hits up to multi-second misses.
@@ -32,6 +32,17 @@ pub struct Metrics {
     pub open_connections: prometheus::IntGaugeVec,
     /// `edgecache_tls_handshake_errors_total`
     pub tls_handshake_errors: IntCounter,
+    /// `edgecache_throttled_requests_total{scope}`: client requests refused by a throttle (`client`: 429,
+    /// `origin`: the origin budget, answered stale or 503).
+    pub throttled: IntCounterVec,
+    /// `edgecache_origin_queue_length`: requests waiting for the origin budget.
+    pub origin_queue_length: IntGauge,
+    /// `edgecache_origin_queue_wait_seconds`: time spent waiting for the origin budget, per origin request.
+    pub origin_queue_wait: Histogram,
+    /// `edgecache_origin_inflight`: origin requests open (until their body has streamed).
+    pub origin_inflight: IntGauge,
+    /// `edgecache_throttle_client_addresses`: client addresses with a token bucket (after the last sweep).
+    pub throttle_client_addresses: IntGauge,
 }
 
 /// A registration failed: a programming error (duplicate or invalid series), reported at start.
@@ -97,6 +108,26 @@ impl Metrics {
         let tls_handshake_errors =
             IntCounter::new("edgecache_tls_handshake_errors_total", "TLS handshakes that failed.")?;
         registry.register(Box::new(tls_handshake_errors.clone()))?;
+        let throttled = counter(
+            "edgecache_throttled_requests_total",
+            "Client requests refused by a throttle: client (429) or origin (budget exhausted: stale or 503).",
+            &["scope"],
+        )?;
+        let origin_queue_length = gauge("edgecache_origin_queue_length", "Requests waiting for the origin budget.")?;
+        let origin_queue_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "edgecache_origin_queue_wait_seconds",
+                "Time origin requests waited for the origin budget (refused ones included).",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        registry.register(Box::new(origin_queue_wait.clone()))?;
+        let origin_inflight =
+            gauge("edgecache_origin_inflight", "Origin requests open, from the request until the body has streamed.")?;
+        let throttle_client_addresses = gauge(
+            "edgecache_throttle_client_addresses",
+            "Client addresses holding a token bucket, as of the last sweep.",
+        )?;
         Ok(Metrics {
             registry,
             requests,
@@ -109,6 +140,11 @@ impl Metrics {
             cache_evictions,
             open_connections,
             tls_handshake_errors,
+            throttled,
+            origin_queue_length,
+            origin_queue_wait,
+            origin_inflight,
+            throttle_client_addresses,
         })
     }
 

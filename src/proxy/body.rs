@@ -9,6 +9,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::coalesce::SharedBodyReader;
+use crate::throttle::OriginPermit;
 
 /// Errors of a streamed body, boxed as hyper expects.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -40,7 +41,7 @@ impl ProxyBody {
 
     /// The upstream's body, passed through without recording.
     pub fn stream(inner: Incoming) -> ProxyBody {
-        ProxyBody::Stream(RecordingBody { inner, recorder: None })
+        ProxyBody::Stream(RecordingBody { inner, recorder: None, permit: None })
     }
 
     /// The upstream's body, recorded up to `limit` bytes; `on_complete` gets it if it ends cleanly with
@@ -50,9 +51,20 @@ impl ProxyBody {
         // An empty body (204, a 302 without content) is never polled by hyper: it is complete already.
         if inner.is_end_stream() {
             recorder.finish();
-            return ProxyBody::Stream(RecordingBody { inner, recorder: None });
+            return ProxyBody::Stream(RecordingBody { inner, recorder: None, permit: None });
         }
-        ProxyBody::Stream(RecordingBody { inner, recorder: Some(recorder) })
+        ProxyBody::Stream(RecordingBody { inner, recorder: Some(recorder), permit: None })
+    }
+
+    /// Keeps `permit` (a place in the origin budget) until the upstream's body has ended or is dropped.
+    pub fn holding(self, permit: OriginPermit) -> ProxyBody {
+        match self {
+            ProxyBody::Stream(mut stream) if !stream.inner.is_end_stream() => {
+                stream.permit = Some(permit);
+                ProxyBody::Stream(stream)
+            }
+            whole => whole,
+        }
     }
 }
 
@@ -90,6 +102,8 @@ impl Body for ProxyBody {
 pub struct RecordingBody {
     inner: Incoming,
     recorder: Option<Recorder>,
+    /// The origin budget's place this body's request holds, released at the end of the body.
+    permit: Option<OriginPermit>,
 }
 
 struct Recorder {
@@ -136,19 +150,22 @@ impl Body for RecordingBody {
                     this.recorder = None;
                 }
                 // hyper stops polling once a body of known length has been sent, so finish on the last frame.
-                if this.inner.is_end_stream()
-                    && let Some(recorder) = this.recorder.take()
-                {
-                    recorder.finish();
+                if this.inner.is_end_stream() {
+                    this.permit = None;
+                    if let Some(recorder) = this.recorder.take() {
+                        recorder.finish();
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Some(Err(error)) => {
                 // A body that failed mid-stream is never stored.
                 this.recorder = None;
+                this.permit = None;
                 Poll::Ready(Some(Err(Box::new(error))))
             }
             None => {
+                this.permit = None;
                 if let Some(recorder) = this.recorder.take() {
                     recorder.finish();
                 }

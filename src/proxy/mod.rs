@@ -9,6 +9,7 @@ pub mod listener;
 pub mod pipeline;
 pub mod range;
 pub mod respond;
+mod throttled;
 pub mod upstream;
 
 pub use body::ProxyBody;

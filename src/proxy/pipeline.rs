@@ -20,6 +20,7 @@ use super::head_update;
 use super::invalidate::{self, InvalidationTarget};
 use super::range::{self, RangeAnswer};
 use super::respond;
+use super::throttled::{ClientStage, client_throttled, holding, may_stand_in_when_busy, origin_busy};
 use super::upstream::{Upstream, UpstreamBody, UpstreamError};
 use crate::cache::{CachedObject, Lookup, PrimaryKey, Store, VariantKey};
 use crate::coalesce::Coalescer;
@@ -28,6 +29,7 @@ use crate::policy::conditional::{
     Precondition, add_revalidation_headers, evaluate_preconditions, merge_not_modified, not_modified_selects,
 };
 use crate::policy::{CacheStatus, Forward, RequestDirectives, StoreDecision, Usability};
+use crate::throttle::Throttle;
 
 /// How a client reached this node.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +59,8 @@ pub struct Proxy {
     refreshing: Mutex<HashSet<VariantKey>>,
     /// Fetches in flight that concurrent requests for the same key wait on, and keys known to be uncacheable.
     coalescing: Coalescer,
+    /// Client token buckets and the origin budget (unlimited unless `with_throttle` gives limits).
+    throttle: Arc<Throttle>,
 }
 
 impl Proxy {
@@ -74,6 +78,7 @@ impl Proxy {
             store,
             upstream,
             origin,
+            throttle: Arc::new(Throttle::unlimited(&metrics)),
             metrics,
             refreshing: Mutex::new(HashSet::new()),
             coalescing: Coalescer::new(crate::coalesce::DEFAULT_LOCK_TIMEOUT),
@@ -83,6 +88,12 @@ impl Proxy {
     /// Sets how long a request waits on another request's fetch before it goes to the origin itself.
     pub fn with_lock_timeout(mut self, lock_timeout: std::time::Duration) -> Proxy {
         self.coalescing.lock_timeout = lock_timeout;
+        self
+    }
+
+    /// The same data plane with these throttles (`[throttle]`).
+    pub fn with_throttle(mut self, throttle: Arc<Throttle>) -> Proxy {
+        self.throttle = throttle;
         self
     }
 
@@ -123,6 +134,9 @@ impl Proxy {
             let status = CacheStatus { detail: Some("no-host"), error: true, ..CacheStatus::default() };
             return (respond::error(StatusCode::BAD_REQUEST, "the request names no host"), status);
         };
+        if let Some(refused) = self.throttle_client(&request, conn, ClientStage::Admitted) {
+            return refused;
+        }
 
         // Key.
         let primary = PrimaryKey::new(conn.scheme, host, request.uri());
@@ -199,8 +213,15 @@ impl Proxy {
         detail: &'static str,
         invalidation: Option<InvalidationTarget>,
     ) -> (Response<ProxyBody>, CacheStatus) {
+        if let Some(refused) = self.throttle_client(&request, conn, ClientStage::NotAHit) {
+            return refused;
+        }
         let mut status = CacheStatus::forwarded(Forward::Bypass);
         status.detail = Some(detail);
+        let permit = match self.throttle.origin.acquire().await {
+            Ok(permit) => permit,
+            Err(busy) => return origin_busy(busy, status),
+        };
         let (parts, body) = request.into_parts();
         let upstream_request = self.upstream_request(&parts, Either::Left(body), conn);
         match self.fetch(upstream_request).await {
@@ -214,7 +235,7 @@ impl Proxy {
                 }
                 let (mut head, body) = response.into_parts();
                 forward::strip_hop_by_hop(&mut head.headers);
-                (Response::from_parts(head, ProxyBody::stream(body)), status)
+                (Response::from_parts(head, ProxyBody::stream(body).holding(permit)), status)
             }
             Err(error) => self.upstream_failed(error, status),
         }
@@ -228,7 +249,12 @@ impl Proxy {
         primary: PrimaryKey,
         reason: Forward,
     ) -> (Response<ProxyBody>, CacheStatus) {
+        // The client was charged its token by `miss_coalesced`.
         let status = CacheStatus::forwarded(reason);
+        let permit = match self.throttle.origin.acquire().await {
+            Ok(permit) => permit,
+            Err(busy) => return origin_busy(busy, status),
+        };
         let (parts, body) = request.into_parts();
         let mut upstream_request = self.upstream_request(&parts, Either::Left(body), conn);
         if parts.method == Method::GET {
@@ -241,8 +267,10 @@ impl Proxy {
             }
         }
         match self.fetch(upstream_request).await {
-            Ok(response) if asks_for_ranges(&parts) => self.admit_ranged(parts, primary, response, status).await,
-            Ok(response) => self.admit(&parts, primary, response, status),
+            Ok(response) if asks_for_ranges(&parts) => {
+                holding(self.admit_ranged(parts, primary, response, status).await, permit)
+            }
+            Ok(response) => holding(self.admit(&parts, primary, response, status), permit),
             Err(error) => self.upstream_failed(error, status),
         }
     }
@@ -288,7 +316,15 @@ impl Proxy {
         object: Arc<CachedObject>,
         reason: Forward,
     ) -> (Response<ProxyBody>, CacheStatus) {
+        // The client was charged its token by `revalidate_coalesced`.
         let mut status = CacheStatus::forwarded(reason);
+        let permit = match self.throttle.origin.acquire().await {
+            Ok(permit) => permit,
+            Err(_) if may_stand_in_when_busy(&object, request.headers()) => {
+                return self.serve_stale_when_busy(&request, &object);
+            }
+            Err(busy) => return origin_busy(busy, status),
+        };
         let (parts, body) = request.into_parts();
         let mut upstream_request = self.upstream_request(&parts, Either::Left(body), conn);
         let conditional = add_revalidation_headers(&object.headers, upstream_request.headers_mut());
@@ -307,7 +343,7 @@ impl Proxy {
                         unconditional.headers_mut().remove(name);
                     }
                     return match self.fetch(unconditional).await {
-                        Ok(response) => self.admit(&parts, primary, response, status),
+                        Ok(response) => holding(self.admit(&parts, primary, response, status), permit),
                         Err(error) => self.upstream_failed(error, status),
                     };
                 }
@@ -338,8 +374,10 @@ impl Proxy {
                 status.forward_status = Some(response.status().as_u16());
                 self.serve_stale_on_error(&parts, &object, status, "upstream-error")
             }
-            Ok(response) if asks_for_ranges(&parts) => self.admit_ranged(parts, primary, response, status).await,
-            Ok(response) => self.admit(&parts, primary, response, status),
+            Ok(response) if asks_for_ranges(&parts) => {
+                holding(self.admit_ranged(parts, primary, response, status).await, permit)
+            }
+            Ok(response) => holding(self.admit(&parts, primary, response, status), permit),
             Err(error) if may_serve_stale_on_error(&object, now) => {
                 self.serve_stale_on_error(&parts, &object, status, error.detail())
             }
@@ -360,6 +398,37 @@ impl Proxy {
         status.ttl = Some(object.freshness.ttl_secs(now));
         status.detail = Some(detail);
         (respond::from_cache(object, &parts.method, now), status)
+    }
+
+    /// A stale copy in place of a request the origin budget has no room for, whatever its stale windows; RFC 9211
+    /// has it as a `hit` (nothing went forward) with a negative `ttl`, and `detail=origin-busy` says why.
+    pub(super) fn serve_stale_when_busy<B>(
+        &self,
+        request: &Request<B>,
+        object: &CachedObject,
+    ) -> (Response<ProxyBody>, CacheStatus) {
+        let now = SystemTime::now();
+        let status = CacheStatus {
+            stale: true,
+            detail: Some("origin-busy"),
+            ..CacheStatus::hit(object.freshness.ttl_secs(now))
+        };
+        (self.answer_from_cache(request, object, now), status)
+    }
+
+    /// Takes a client token at `stage`: on admission, or (with `throttle.exempt_hits`) once the request is known
+    /// not to be a hit. `Some` is the 429 answer when the client's bucket is empty.
+    pub(super) fn throttle_client<B>(
+        &self,
+        request: &Request<B>,
+        conn: ClientConn,
+        stage: ClientStage,
+    ) -> Option<(Response<ProxyBody>, CacheStatus)> {
+        if (stage == ClientStage::Admitted) == self.throttle.exempts_hits() {
+            return None;
+        }
+        let throttled = self.throttle.check_client(conn.peer.ip(), request.headers()).err()?;
+        Some(client_throttled(throttled))
     }
 
     /// Folds a 304 into a stored object and stores the result under the same key; returns the refreshed object.
@@ -477,6 +546,8 @@ impl Proxy {
         key: VariantKey,
         object: Arc<CachedObject>,
     ) {
+        // Background work never queues for the origin budget: without a free place now, the next stale hit retries.
+        let Some(_permit) = self.throttle.origin.try_acquire() else { return };
         let mut upstream_request = self.upstream_request(&parts, Either::Right(Empty::new()), conn);
         let conditional = add_revalidation_headers(&object.headers, upstream_request.headers_mut());
         upstream_request.headers_mut().remove(header::RANGE);

@@ -53,6 +53,9 @@ client_burst = 200
 origin_rate = 500
 origin_burst = 100
 origin_max_inflight = 64
+origin_queue_timeout = "500ms"
+exempt_hits = true
+trusted_proxies = ["10.0.0.0/8", "::1"]
 [admin]
 listen = "off"
 token = "t0ken"

@@ -215,6 +215,29 @@ fn compression_algorithms_are_known_and_unique() {
 }
 
 #[test]
+fn throttle_queue_timeout_exemption_and_trusted_proxies() {
+    let c = ok(ORIGIN);
+    assert_eq!(c.throttle.origin_queue_timeout, std::time::Duration::from_secs(2));
+    assert!(!c.throttle.exempt_hits && c.throttle.trusted_proxies.is_empty());
+    let c = ok(&format!(
+        "{ORIGIN}[throttle]\norigin_queue_timeout = \"250ms\"\nexempt_hits = true\n\
+         trusted_proxies = [\"10.1.2.3/8\", \"192.0.2.7\", \"2001:db8::/32\"]\n"
+    ));
+    assert_eq!(c.throttle.origin_queue_timeout, std::time::Duration::from_millis(250));
+    assert!(c.throttle.exempt_hits);
+    let nets: Vec<String> = c.throttle.trusted_proxies.iter().map(|n| n.to_string()).collect();
+    assert_eq!(nets, ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
+    one_err(
+        &format!("{ORIGIN}[throttle]\ntrusted_proxies = [\"10.0.0.0/8\", \"not-a-net\"]\n"),
+        "t.toml:4: throttle.trusted_proxies[1]: invalid network \"not-a-net\"",
+    );
+    one_err(
+        &format!("{ORIGIN}[throttle]\norigin_queue_timeout = \"0s\"\n"),
+        "t.toml:4: throttle.origin_queue_timeout: must be greater than 0",
+    );
+}
+
+#[test]
 fn throttle_limits_are_positive_and_bursts_need_rates() {
     let c = ok(&format!("{ORIGIN}[throttle]\nclient_rate = 100\nclient_burst = 200\norigin_max_inflight = 64\n"));
     assert_eq!((c.throttle.client_rate, c.throttle.client_burst), (Some(100), Some(200)));

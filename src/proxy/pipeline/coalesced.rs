@@ -20,8 +20,10 @@ use crate::policy::directives::CacheControl;
 use crate::policy::freshness::remove_unshareable_fields;
 use crate::policy::{CacheStatus, Forward, Freshness, NotStorable, RequestDirectives, StoreDecision, Usability};
 use crate::proxy::body::ProxyBody;
+use crate::proxy::throttled::{ClientStage, may_stand_in_when_busy, origin_busy};
 use crate::proxy::upstream::UpstreamError;
 use crate::proxy::{forward, respond};
+use crate::throttle::{OriginBusy, OriginPermit};
 
 /// What waiting on a fetch gave a request.
 #[expect(clippy::large_enum_variant, reason = "a short-lived return value, moved once")]
@@ -30,6 +32,8 @@ enum Joined {
     Answer(Response<ProxyBody>, CacheStatus),
     /// This request goes to the origin on its own; the reason becomes its `Cache-Status; detail=` if it has none.
     Alone(&'static str),
+    /// This request would lead the fetch, but the origin budget has no room for it.
+    Busy(OriginBusy),
 }
 
 /// Whether a request may share a fetch: a `GET` whose answer depends on nothing but the URL and `Vary`. A request
@@ -55,6 +59,10 @@ fn with_detail(
     (response, status)
 }
 
+/// How far (bytes) the slowest reader of a body too large to store may fall behind the origin before the fetch
+/// waits for it: what bounds the memory of a large download on the coalesced path.
+const STREAMING_WINDOW: u64 = 1 << 20;
+
 /// A fetch that got no response: the leader's client gets the error, a waiter takes over.
 fn settle_failed(guard: LeaderGuard, error: &UpstreamError) {
     tracing::warn!(error = %error, "upstream request failed");
@@ -72,6 +80,9 @@ impl Proxy {
         key: VariantKey,
         reason: Forward,
     ) -> (Response<ProxyBody>, CacheStatus) {
+        if let Some(refused) = self.throttle_client(&request, conn, ClientStage::NotAHit) {
+            return refused;
+        }
         if !may_coalesce(&request) {
             return self.miss(request, conn, primary, reason).await;
         }
@@ -87,6 +98,7 @@ impl Proxy {
         let (parts, body) = request.into_parts();
         match self.join(&parts, conn, &primary, key, None, reason).await {
             Joined::Answer(response, status) => (response, status),
+            Joined::Busy(busy) => origin_busy(busy, CacheStatus::forwarded(reason)),
             Joined::Alone(detail) => {
                 with_detail(self.miss(Request::from_parts(parts, body), conn, primary, reason).await, detail)
             }
@@ -103,12 +115,19 @@ impl Proxy {
         object: Arc<CachedObject>,
         reason: Forward,
     ) -> (Response<ProxyBody>, CacheStatus) {
+        if let Some(refused) = self.throttle_client(&request, conn, ClientStage::NotAHit) {
+            return refused;
+        }
         if !may_coalesce(&request) || self.coalescing.uncacheable.contains(&key) {
             return self.revalidate(request, conn, primary, key, object, reason).await;
         }
         let (parts, body) = request.into_parts();
         match self.join(&parts, conn, &primary, key.clone(), Some(&object), reason).await {
             Joined::Answer(response, status) => (response, status),
+            Joined::Busy(_) if may_stand_in_when_busy(&object, &parts.headers) => {
+                self.serve_stale_when_busy(&Request::from_parts(parts, ()), &object)
+            }
+            Joined::Busy(busy) => origin_busy(busy, CacheStatus::forwarded(reason)),
             Joined::Alone(detail) => with_detail(
                 self.revalidate(Request::from_parts(parts, body), conn, primary, key, object, reason).await,
                 detail,
@@ -136,11 +155,17 @@ impl Proxy {
                         guard.settle(Outcome::Stored(object.clone()));
                         return self.answer_stored(parts, &object);
                     }
+                    // The leader's fetch takes a place in the origin budget (waiters take none).
+                    let permit = match self.throttle.origin.acquire().await {
+                        Ok(permit) => permit,
+                        // Dropping the guard sends the waiters to lead (and queue) in turn.
+                        Err(busy) => return Joined::Busy(busy),
+                    };
                     let flight = guard.flight().clone();
                     let mut own = parts.clone();
                     own.extensions = Extensions::new();
                     let (proxy, primary, stale) = (self.clone(), primary.clone(), stale.cloned());
-                    tokio::spawn(async move { proxy.lead(guard, own, conn, primary, stale).await });
+                    tokio::spawn(async move { proxy.lead(guard, permit, own, conn, primary, stale).await });
                     (flight, true)
                 }
                 Role::Waiter(flight) => (flight, false),
@@ -261,6 +286,8 @@ impl Proxy {
     async fn lead(
         &self,
         guard: LeaderGuard,
+        // Held until the body has been read to the end (or the fetch is over).
+        _permit: OriginPermit,
         parts: request::Parts,
         conn: ClientConn,
         primary: PrimaryKey,
@@ -393,9 +420,14 @@ impl Proxy {
                 // memory; the readers already here read it to the end.
                 joinable = false;
                 guard.withdraw();
+                shared_body.stream_only();
                 if freshness.take().is_some() {
                     self.coalescing.uncacheable.mark(guard.key().clone());
                 }
+            }
+            if !joinable && !shared_body.room(STREAMING_WINDOW).await {
+                // Every reader has left a body nobody stores: stop fetching it.
+                return None;
             }
             shared_body.push(data);
         }
