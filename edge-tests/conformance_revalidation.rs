@@ -177,3 +177,32 @@ async fn head_conditionals_get_304_too() {
     let answer = request(&node, reqwest::Method::HEAD, "/", &[("if-none-match", "\"v1\"")]).await;
     assert_eq!(answer.status, 304);
 }
+
+#[tokio::test]
+async fn a_conditional_miss_is_answered_304_when_the_fetched_response_matches_and_the_body_is_still_stored() {
+    let (origin, node) = fixed(&[("cache-control", "max-age=60"), ("etag", "\"v1\"")]).await;
+    let miss = get(&node, "/", &[("if-none-match", "\"v1\"")]).await;
+    assert_eq!(miss.status, 304, "{}", miss.cache);
+    assert_eq!(miss.header("etag"), "\"v1\"");
+    assert!(miss.body.is_empty());
+    assert_eq!(origin.seen()[0].headers.get("if-none-match"), None, "the whole response was asked for");
+    let mut hit = get(&node, "/", &[]).await;
+    for _ in 0..50 {
+        if hit.is_hit() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        hit = get(&node, "/", &[]).await;
+    }
+    assert!(hit.is_hit(), "the fetched body was stored: {}", hit.cache);
+    assert_eq!(hit.status, 200);
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_conditional_miss_that_does_not_match_gets_the_whole_response() {
+    let (_origin, node) = fixed(&[("cache-control", "max-age=60"), ("etag", "\"v2\"")]).await;
+    let miss = get(&node, "/", &[("if-none-match", "\"v1\"")]).await;
+    assert_eq!(miss.status, 200, "{}", miss.cache);
+    assert!(!miss.body.is_empty());
+}

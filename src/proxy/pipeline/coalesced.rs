@@ -15,7 +15,9 @@ use super::{ClientConn, Proxy, content_length, may_serve_stale_on_error};
 use crate::cache::{CachedObject, Lookup, PrimaryKey, VariantKey, VarySpec};
 use crate::coalesce::{FailedFetch, LeaderGuard, Outcome, Role, SharedBody, SharedResponse};
 use crate::policy::age::ensure_date;
-use crate::policy::conditional::{add_revalidation_headers, not_modified_selects};
+use crate::policy::conditional::{
+    NOT_MODIFIED_FIELDS, Precondition, add_revalidation_headers, evaluate_preconditions, not_modified_selects,
+};
 use crate::policy::directives::CacheControl;
 use crate::policy::freshness::remove_unshareable_fields;
 use crate::policy::{CacheStatus, Forward, Freshness, NotStorable, RequestDirectives, StoreDecision, Usability};
@@ -62,6 +64,28 @@ fn with_detail(
 /// How far (bytes) the slowest reader of a body too large to store may fall behind the origin before the fetch
 /// waits for it: what bounds the memory of a large download on the coalesced path.
 const STREAMING_WINDOW: u64 = 1 << 20;
+
+/// The answer to a client's preconditions evaluated against a fetched 200 (RFC 9110 §13.2.2): a 304 with the
+/// fields a 304 carries, or a 412; `None` when the body is to be sent.
+fn precondition_answer(parts: &request::Parts, shared: &SharedResponse) -> Option<Response<ProxyBody>> {
+    if shared.status != StatusCode::OK {
+        return None;
+    }
+    match evaluate_preconditions(&parts.method, &parts.headers, &shared.headers) {
+        Precondition::Proceed => None,
+        Precondition::Failed => Some(respond::error(StatusCode::PRECONDITION_FAILED, "precondition failed")),
+        Precondition::NotModified => {
+            let mut response = Response::new(ProxyBody::empty());
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            for name in NOT_MODIFIED_FIELDS.iter().chain([&header::LAST_MODIFIED, &header::AGE]) {
+                for value in shared.headers.get_all(name) {
+                    response.headers_mut().append(name.clone(), value.clone());
+                }
+            }
+            Some(response)
+        }
+    }
+}
 
 /// A fetch that got no response: the leader's client gets the error, a waiter takes over.
 fn settle_failed(guard: LeaderGuard, error: &UpstreamError) {
@@ -253,6 +277,11 @@ impl Proxy {
             return Joined::Answer(response, status);
         }
         self.mark_collapsed(&mut status, leader);
+        if let Some(answer) = precondition_answer(parts, shared) {
+            // The client's conditional holds for the fetched response: it needs no body (the fetch goes on
+            // for the store and the other readers).
+            return Joined::Answer(answer, status);
+        }
         let mut response = Response::new(ProxyBody::Shared(shared.body.reader(shared.expected_len)));
         *response.status_mut() = shared.status;
         *response.headers_mut() = if leader { shared.leader_headers.clone() } else { shared.headers.clone() };
