@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod app;
 pub mod cache;
+pub mod cluster;
 pub mod coalesce;
 pub mod config;
 pub mod demo;
