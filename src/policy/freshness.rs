@@ -270,9 +270,16 @@ fn withheld_fields(cc: &CacheControl) -> Vec<HeaderName> {
     fields
 }
 
-/// Removes the [`unshareable_fields`] from the stored copy of a response.
+/// Fields specific to the proxy a response came through, never stored (RFC 9111 §3.1); `Proxy-Authenticate` and
+/// `Proxy-Authorization` are already gone with the hop-by-hop fields.
+const PROXY_SPECIFIC_FIELDS: [&str; 1] = ["proxy-authentication-info"];
+
+/// Removes the [`unshareable_fields`] and the proxy-specific fields from the stored copy of a response.
 pub fn remove_unshareable_fields(headers: &mut HeaderMap) {
     for name in unshareable_fields(headers) {
+        headers.remove(name);
+    }
+    for name in PROXY_SPECIFIC_FIELDS {
         headers.remove(name);
     }
 }
