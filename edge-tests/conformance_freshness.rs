@@ -94,6 +94,23 @@ async fn an_invalid_age_is_ignored() {
 }
 
 #[tokio::test]
+async fn a_list_based_age_counts_by_its_first_member() {
+    // RFC 9111 §5.1: use the first member, discard the rest. 7200 first: stale at once; 5 first: fresh.
+    let (origin, node) = fixed(&[("age", "7200, 5"), ("cache-control", "max-age=3600"), ("etag", "\"a\"")]).await;
+    get(&node, "/", &[]).await;
+    let second = get(&node, "/", &[]).await;
+    assert!(second.cache.contains("fwd=stale"), "{}", second.cache);
+    assert_eq!(origin.hits(), 2);
+
+    let (origin, node) = fixed(&[("age", "5, 7200"), ("cache-control", "max-age=3600")]).await;
+    get(&node, "/", &[]).await;
+    let hit = get(&node, "/", &[]).await;
+    assert!(hit.is_hit(), "{}", hit.cache);
+    assert!((5..=7).contains(&hit.age()), "Age {}", hit.age());
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
 async fn a_huge_age_is_clamped_not_wrapped() {
     let (origin, node) =
         fixed(&[("age", "99999999999999999999"), ("cache-control", "max-age=60"), ("etag", "\"a\"")]).await;

@@ -25,9 +25,11 @@ pub fn parse_http_date(text: &str) -> Option<SystemTime> {
 }
 
 /// The `Age` a response arrived with: a non-negative integer (clamped to 2^31); anything else is ignored (zero).
+/// A list-based value (`Age: 10, 20`, or several lines) counts by its first member only (RFC 9111 §5.1).
 pub fn age_field(headers: &HeaderMap) -> Duration {
     let Some(value) = headers.get(header::AGE).and_then(|v| v.to_str().ok()) else { return Duration::ZERO };
-    Duration::from_secs(parse_delta_seconds(value.trim()).unwrap_or(0))
+    let first = value.split(',').next().unwrap_or_default();
+    Duration::from_secs(parse_delta_seconds(first.trim()).unwrap_or(0))
 }
 
 /// The `Date` of a response, or when it was received if it has none (or an invalid one; RFC 9110 §6.6.1).
@@ -81,9 +83,12 @@ mod tests {
     fn age_is_strict() {
         assert_eq!(age_field(&headers(&[("age", "30")])), Duration::from_secs(30));
         assert_eq!(age_field(&headers(&[("age", "030")])), Duration::from_secs(30));
-        for bad in ["-1", "1.5", "abc", "", "1, 2"] {
+        for bad in ["-1", "1.5", "abc", "", ", 2", "x, 2"] {
             assert_eq!(age_field(&headers(&[("age", bad)])), Duration::ZERO, "{bad}");
         }
+        // A list counts by its first member, on one line or several.
+        assert_eq!(age_field(&headers(&[("age", "10, 20")])), Duration::from_secs(10));
+        assert_eq!(age_field(&headers(&[("age", "10"), ("age", "20")])), Duration::from_secs(10));
         assert_eq!(age_field(&headers(&[("age", "99999999999999999999")])), Duration::from_secs(1 << 31));
     }
 
