@@ -94,7 +94,10 @@ impl Proxy {
     pub(super) fn admit_peer(&self, request: &mut Request<Incoming>) -> Option<Arc<str>> {
         let proven = self.cluster.auth.verify(request.headers_mut()).map(Arc::<str>::from);
         PeerAuth::strip(request.headers_mut());
-        if proven.is_some() {
+        if proven.is_none() {
+            // Only a proven peer may probe; from anyone else the field is dropped, so it cannot travel on signed.
+            request.headers_mut().remove(PROBE_HEADER);
+        } else {
             request.extensions_mut().insert(ProvenPeer);
         }
         proven
