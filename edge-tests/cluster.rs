@@ -135,8 +135,15 @@ async fn a_sigkilled_edge_under_load_costs_no_client_errors_on_the_others_and_on
     let owned_by_3 = paths.iter().filter(|p| cluster.edge_owner(p) == 2).count() as f64;
     assert_eq!(parent_after - parent_before, owned_by_3, "refetched from the shield: edge-3's keys only");
     assert_eq!(origin.hits(), 300, "the shield still had them all");
-    let view: serde_json::Value =
-        http.get(cluster.edges[0].admin_url("/cluster")).send().await.expect("view").text().await.map(|t| serde_json::from_str(&t).expect("json")).expect("text");
+    let view: serde_json::Value = http
+        .get(cluster.edges[0].admin_url("/cluster"))
+        .send()
+        .await
+        .expect("view")
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).expect("json"))
+        .expect("text");
     let edge3 = &view["pops"][0]["nodes"][2];
     assert_eq!((edge3["id"].as_str(), edge3["health"].as_str()), (Some("edge-3"), Some("down")), "{view:#}");
 }
@@ -215,8 +222,15 @@ async fn a_loop_through_the_pop_is_answered_508() {
 async fn cluster_view_shows_this_node_its_pop_and_every_nodes_health() {
     let origin = TestOrigin::start(cacheable_origin()).await;
     let cluster = TestCluster::start(&origin, ClusterSpec::default()).await;
-    let view: serde_json::Value =
-        client().get(cluster.edges[1].admin_url("/cluster")).send().await.expect("view").text().await.map(|t| serde_json::from_str(&t).expect("json")).expect("text");
+    let view: serde_json::Value = client()
+        .get(cluster.edges[1].admin_url("/cluster"))
+        .send()
+        .await
+        .expect("view")
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).expect("json"))
+        .expect("text");
     assert_eq!(view["node"], "edge-2");
     assert_eq!(view["pop"], "edge");
     assert_eq!(view["parent"], "shield");
@@ -229,4 +243,34 @@ async fn cluster_view_shows_this_node_its_pop_and_every_nodes_health() {
         .collect();
     let expected = [("edge-1", "up"), ("edge-2", "self"), ("edge-3", "up"), ("shield-1", "up"), ("shield-2", "up")];
     assert_eq!(health, expected.map(|(a, b)| (a.to_string(), b.to_string())));
+}
+
+#[tokio::test]
+async fn a_node_that_comes_back_gets_only_its_own_keys_back() {
+    let origin = TestOrigin::start(cacheable_origin()).await;
+    let mut cluster = TestCluster::start(&origin, ClusterSpec::default()).await;
+    let http = client();
+    let paths: Vec<String> = (0..150).map(|i| format!("/back/{i}")).collect();
+    cluster.edges[2].kill().await;
+    for path in &paths {
+        assert_eq!(get(&http, &cluster.edges[0], path).send().await.expect("while down").status(), 200);
+    }
+    cluster.edges[2].restart().await;
+    // Until edge-1 and edge-2 have seen edge-3 answer a probe, they keep its keys.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for edge in &cluster.edges[..2] {
+        while edge.metric("edgecache_peer_up", &["peer=\"edge-3\""]).await != 1.0 {
+            assert!(Instant::now() < deadline, "edge-3 is seen up again");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let parent = |i: usize| cluster.edges[i].metric("edgecache_upstream_requests_total", &["upstream=\"parent\""]);
+    let before = (parent(0).await, parent(1).await);
+    for path in &paths {
+        assert_eq!(get(&http, &cluster.edges[0], path).send().await.expect("after").status(), 200);
+    }
+    assert_eq!((parent(0).await, parent(1).await), before, "edge-1's and edge-2's keys stayed where they were");
+    let owned_by_3 = paths.iter().filter(|p| cluster.edge_owner(p) == 2).count() as f64;
+    assert_eq!(parent(2).await, owned_by_3, "edge-3 fetched its own keys again, and only those");
+    assert_eq!(origin.hits(), 150, "from the shield, which had them all");
 }

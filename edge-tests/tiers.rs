@@ -31,8 +31,7 @@ async fn a_thousand_clients_over_three_edges_and_two_shields_make_one_origin_req
 
 #[tokio::test]
 async fn age_counts_every_tier_and_cache_status_lists_every_node_nearest_last() {
-    let origin =
-        TestOrigin::start(|_, _| Reply::ok("aged", &[("cache-control", "max-age=600"), ("age", "100")])).await;
+    let origin = TestOrigin::start(|_, _| Reply::ok("aged", &[("cache-control", "max-age=600"), ("age", "100")])).await;
     let cluster = TestCluster::start(&origin, ClusterSpec::default()).await;
     let http = client();
     let path = "/aged";

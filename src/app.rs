@@ -168,7 +168,8 @@ pub async fn start_on(config: Config, mut bound: Vec<std::net::TcpListener>) -> 
         }
         None => None,
     };
-    let probe_timeout = config.cluster.probe_interval.min(std::time::Duration::from_secs(2));
+    let probe_timeout =
+        (config.cluster.probe_interval * 2).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(5));
     let probe = prober(upstream, cluster.auth.clone(), config.node.id.as_str().into(), probe_timeout);
     tokio::spawn(run_prober(cluster.health.clone(), config.cluster.probe_interval, probe, shutdown.clone()));
     admin_state.ready.store(true, Ordering::Relaxed);

@@ -38,6 +38,8 @@ pub struct ClusterNode {
     pub http: SocketAddr,
     pub admin: SocketAddr,
     runner: Runner,
+    /// The node's config file and tweak, to start it again.
+    config: (String, fn(&mut Config)),
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -65,6 +67,13 @@ impl ClusterNode {
             }
             Runner::Absent => {}
         }
+    }
+
+    /// Starts a stopped node again in this process, on the same ports.
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        self.runner = in_process(&self.config.0, Vec::new(), self.config.1).await;
+        wait_ready(self).await;
     }
 
     /// The sum of a metric's series whose label text contains every one of `labels` (`upstream="parent"`).
@@ -140,8 +149,7 @@ impl TestCluster {
     pub async fn start(origin: &TestOrigin, spec: ClusterSpec) -> TestCluster {
         let edge_ids: Vec<String> = (1..=spec.edges).map(|i| format!("edge-{i}")).collect();
         let shield_ids: Vec<String> = (1..=spec.shields).map(|i| format!("shield-{i}")).collect();
-        let mut edge_ports: Vec<Ports> =
-            (0..spec.edges).map(|i| bind_ports(!spec.child_edges.contains(&i))).collect();
+        let mut edge_ports: Vec<Ports> = (0..spec.edges).map(|i| bind_ports(!spec.child_edges.contains(&i))).collect();
         let mut shield_ports: Vec<Ports> = (0..spec.shields).map(|_| bind_ports(!spec.shields_absent)).collect();
         let list = |ids: &[String], ports: &[Ports]| {
             ids.iter()
@@ -157,7 +165,7 @@ impl TestCluster {
         );
         let file = |id: &str, ports: &Ports| {
             format!(
-                "[node]\nid = \"{id}\"\n[server]\nlisten = [\"{}\"]\n[origin]\nurl = \"{}\"\nconnect_timeout = \"1s\"\n\
+                "[node]\nid = \"{id}\"\n[server]\nlisten = [\"{}\"]\n[origin]\nurl = \"{}\"\nconnect_timeout = \"3s\"\n\
                  response_timeout = \"10s\"\n[cluster]\nsecret = \"{SECRET}\"\nprobe_interval = \"250ms\"\n{}\n\
                  [admin]\nlisten = \"{}\"\n\n{topology}",
                 ports.http,
@@ -173,18 +181,28 @@ impl TestCluster {
             } else {
                 in_process(&file(id, ports), std::mem::take(&mut ports.listeners), spec.tweak).await
             };
-            shields.push(ClusterNode { id: id.clone(), http: ports.http, admin: ports.admin, runner, _dir: None });
+            let config = (file(id, ports), spec.tweak);
+            shields.push(ClusterNode {
+                id: id.clone(),
+                http: ports.http,
+                admin: ports.admin,
+                runner,
+                config,
+                _dir: None,
+            });
         }
         let mut edges = Vec::new();
         for (i, (id, ports)) in edge_ids.iter().zip(edge_ports.iter_mut()).enumerate() {
             let text = file(id, ports);
             let (runner, dir) = if spec.child_edges.contains(&i) {
+                let text = text.clone();
                 let (child, dir) = child(&text);
                 (Runner::Child(child), Some(dir))
             } else {
-                (in_process(&text, std::mem::take(&mut ports.listeners), spec.tweak).await, None)
+                (in_process(&text.clone(), std::mem::take(&mut ports.listeners), spec.tweak).await, None)
             };
-            edges.push(ClusterNode { id: id.clone(), http: ports.http, admin: ports.admin, runner, _dir: dir });
+            let config = (text, spec.tweak);
+            edges.push(ClusterNode { id: id.clone(), http: ports.http, admin: ports.admin, runner, config, _dir: dir });
         }
         let cluster = TestCluster { edges, shields };
         for node in cluster.edges.iter().chain(&cluster.shields) {

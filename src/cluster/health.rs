@@ -1,8 +1,8 @@
 //! Which nodes are up, as this node sees them, and the rings of healthy members built from that.
 //!
-//! Two signals: passive (a request to a peer whose connection is refused or times out marks it down at once) and
-//! active (a probe every `cluster.probe_interval` to each watched node: a node that answers is up, one that does
-//! not is down). Nodes start up, so a cluster that starts in any order routes at once. Each change rebuilds the
+//! Two signals: passive (a request to a peer whose connection is refused marks it down at once) and
+//! active (a probe every `cluster.probe_interval` to each watched node: a node that answers is up, one that fails
+//! two probes in a row is down). Nodes start up, so a cluster that starts in any order routes at once. Each change rebuilds the
 //! ring of healthy members of that pop and swaps it in atomically (arc-swap); this node is always a member of its
 //! own pop's ring, so it never routes around itself. `edgecache_peer_up{peer}` follows every watched node.
 
@@ -38,6 +38,8 @@ pub enum NodeHealth {
 #[derive(Debug)]
 struct PeerState {
     up: AtomicBool,
+    /// Probes failed in a row (a probe marks a node down only at the second, so one slow answer does not flap).
+    failed_probes: std::sync::atomic::AtomicU32,
     /// When it last changed, and the reason it went down.
     change: Mutex<(SystemTime, Option<String>)>,
 }
@@ -65,7 +67,12 @@ impl Health {
             .into_iter()
             .map(|m| {
                 on_change(&m.id, true);
-                (m.id, PeerState { up: AtomicBool::new(true), change: Mutex::new((SystemTime::now(), None)) })
+                let state = PeerState {
+                    up: AtomicBool::new(true),
+                    failed_probes: 0.into(),
+                    change: Mutex::new((SystemTime::now(), None)),
+                };
+                (m.id, state)
             })
             .collect();
         let healthy = topology.pops.iter().map(|p| ArcSwap::from_pointee(p.all.clone())).collect();
@@ -104,7 +111,18 @@ impl Health {
 
     /// Marks `id` up (it answered): its keys come back to it.
     pub fn mark_up(&self, id: &str) {
+        if let Some(peer) = self.peers.get(id) {
+            peer.failed_probes.store(0, Ordering::Relaxed);
+        }
         self.set(id, true, None);
+    }
+
+    /// A probe of `id` failed: the second failure in a row marks it down.
+    pub fn probe_failed(&self, id: &str, reason: &str) {
+        let Some(peer) = self.peers.get(id) else { return };
+        if peer.failed_probes.fetch_add(1, Ordering::Relaxed) >= 1 {
+            self.mark_down(id, reason);
+        }
     }
 
     fn set(&self, id: &str, up: bool, reason: Option<&str>) {
@@ -163,7 +181,7 @@ where
             async move {
                 match probed.await {
                     Ok(()) => health.mark_up(&id),
-                    Err(reason) => health.mark_down(&id, &reason),
+                    Err(reason) => health.probe_failed(&id, &reason),
                 }
             }
         });
@@ -179,7 +197,10 @@ mod tests {
     fn topology() -> Arc<Topology> {
         let origin = "http://127.0.0.1:9".parse().expect("url");
         let mut config = Config::standalone("e1", "127.0.0.1:0".parse().expect("addr"), origin);
-        let node = |id: &str, port: u16| PopNodeConfig { id: id.into(), url: format!("http://127.0.0.1:{port}").parse().expect("url") };
+        let node = |id: &str, port: u16| PopNodeConfig {
+            id: id.into(),
+            url: format!("http://127.0.0.1:{port}").parse().expect("url"),
+        };
         config.pops = vec![
             PopConfig { name: "edge".into(), parent: Some("shield".into()), nodes: vec![node("e1", 1), node("e2", 2)] },
             PopConfig { name: "shield".into(), parent: None, nodes: vec![node("s1", 3), node("s2", 4)] },
@@ -195,7 +216,8 @@ mod tests {
     fn a_node_marked_down_leaves_its_pops_ring_and_comes_back() {
         let changes = Arc::new(Mutex::new(Vec::new()));
         let seen = changes.clone();
-        let health = Health::new(topology(), Box::new(move |id, up| seen.lock().expect("lock").push((id.to_string(), up))));
+        let health =
+            Health::new(topology(), Box::new(move |id, up| seen.lock().expect("lock").push((id.to_string(), up))));
         assert_eq!(health.healthy(1).len(), 2);
         health.mark_down("s1", "connection refused");
         health.mark_down("s1", "again");
@@ -205,8 +227,13 @@ mod tests {
         assert_eq!(health.healthy(1).len(), 2);
         assert_eq!(health.of("e1"), NodeHealth::Myself);
         assert_eq!(health.of("o1"), NodeHealth::NotWatched);
+        health.probe_failed("s2", "probe-timeout");
+        assert_eq!(health.of("s2"), NodeHealth::Up, "one failed probe is not enough");
+        health.probe_failed("s2", "probe-timeout");
+        assert_eq!(health.of("s2"), NodeHealth::Down { reason: "probe-timeout".into() });
         let changes = changes.lock().expect("lock");
         assert_eq!(changes.iter().filter(|(id, _)| id == "s1").count(), 3, "start, down, up: {changes:?}");
+        assert_eq!(changes.iter().filter(|(id, _)| id == "s2").count(), 2, "start, down: {changes:?}");
     }
 
     #[test]

@@ -98,9 +98,7 @@ mod tests {
     }
 
     fn owners(ring: &Ring, keys: usize) -> Vec<Arc<str>> {
-        (0..keys)
-            .map(|k| ring.owner(key_hash(&format!("http://example.com/{k}"))).expect("owner").id.clone())
-            .collect()
+        (0..keys).map(|k| ring.owner(key_hash(&format!("http://example.com/{k}"))).expect("owner").id.clone()).collect()
     }
 
     #[test]

@@ -9,8 +9,8 @@
 use http::HeaderMap;
 use http::header;
 
-use super::ring::{Member, key_hash};
 use super::Cluster;
+use super::ring::{Member, key_hash};
 use crate::config::ParentFallback;
 
 /// Most edgecache hops (`Via` entries) a request may already have passed; one more is answered 508.
@@ -54,12 +54,8 @@ impl Cluster {
             return InPop::Here;
         }
         let ring = self.health.healthy(mine);
-        let before_me: Vec<Member> = ring
-            .candidates(key.0)
-            .into_iter()
-            .take_while(|m| m.id != self.topology.node_id)
-            .cloned()
-            .collect();
+        let before_me: Vec<Member> =
+            ring.candidates(key.0).into_iter().take_while(|m| m.id != self.topology.node_id).cloned().collect();
         if before_me.is_empty() { InPop::Here } else { InPop::Forward(before_me) }
     }
 

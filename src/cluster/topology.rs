@@ -39,11 +39,7 @@ impl Topology {
                 all: Ring::new(p.nodes.iter().map(|n| Member::new(&n.id, n.url.clone())).collect()),
             })
             .collect();
-        Topology {
-            node_id: config.node.id.as_str().into(),
-            pops,
-            mine: config.node.pop.as_deref().and_then(index),
-        }
+        Topology { node_id: config.node.id.as_str().into(), pops, mine: config.node.pop.as_deref().and_then(index) }
     }
 
     /// A standalone node: no pops.

@@ -32,7 +32,11 @@ fn url(addr: SocketAddr) -> Result<Uri, StartError> {
 
 /// Starts the three nodes; the edges come first in the answer, then the shield.
 pub async fn start(origin: Uri) -> Result<Vec<DemoNode>, StartError> {
-    let plan = [("demo-edge-1", "edge", 8080, 9901), ("demo-edge-2", "edge", 8081, 9902), ("demo-shield-1", "shield", 8181, 9911)];
+    let plan = [
+        ("demo-edge-1", "edge", 8080, 9901),
+        ("demo-edge-2", "edge", 8081, 9902),
+        ("demo-shield-1", "shield", 8181, 9911),
+    ];
     let mut bound = Vec::new();
     for (id, pop, http, admin) in plan {
         let (http, admin) = (listener_near(http)?, listener_near(admin)?);

@@ -55,8 +55,12 @@ pub async fn run() -> Result<(), StartError> {
     let forwarded = cluster::path_owned_by(&nodes, edge_node, "demo-edge-2");
     println!();
     println!("The cluster (each key has one owner in the edge pop; misses go to the shield, then the origin):");
-    println!("  curl -si http://{edge}{local} | grep -i cache-status   # demo-edge-1 owns it: shield miss, edge miss; again: hit");
-    println!("  curl -si http://{edge}{forwarded} | grep -i cache-status   # owned by demo-edge-2: forwarded one hop (detail=peer)");
+    println!(
+        "  curl -si http://{edge}{local} | grep -i cache-status   # demo-edge-1 owns it: shield miss, edge miss; again: hit"
+    );
+    println!(
+        "  curl -si http://{edge}{forwarded} | grep -i cache-status   # owned by demo-edge-2: forwarded one hop (detail=peer)"
+    );
     println!("  curl -s  http://{admin}/cluster                          # this node, its pop, every node's health");
     println!("  curl -s  http://{admin}/metrics | grep -E 'edgecache_(upstream_requests_total|peer_up)'");
     let _ = tokio::signal::ctrl_c().await;

@@ -131,7 +131,10 @@ impl Metrics {
             "Client addresses holding a token bucket, as of the last sweep.",
         )?;
         let peer_up = prometheus::IntGaugeVec::new(
-            Opts::new("edgecache_peer_up", "1 while the node (of this pop or its parent pop) is up, as seen from here."),
+            Opts::new(
+                "edgecache_peer_up",
+                "1 while the node (of this pop or its parent pop) is up, as seen from here.",
+            ),
             &["peer"],
         )?;
         registry.register(Box::new(peer_up.clone()))?;

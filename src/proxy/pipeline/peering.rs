@@ -251,6 +251,7 @@ impl Proxy {
         request = match (original, &template) {
             (Some(unsent), _) => unsent,
             (None, Some(template)) => again(template),
+            // A request whose body went to a parent node that failed cannot be sent again.
             (None, None) => return Err(UpstreamError::ParentDown(pop)),
         };
         match then {
@@ -264,7 +265,7 @@ impl Proxy {
     }
 
     /// One attempt at a node: signed, aimed at its url, counted; a node that refuses the connection is marked
-    /// down at once.
+    /// down at once (one that is only slow to accept it is left to the probes: under load, that is no death).
     async fn attempt(
         &self,
         hop: Hop,
@@ -275,7 +276,7 @@ impl Proxy {
         self.cluster.auth.sign(request.headers_mut(), &self.node_id);
         let result = self.counted(hop, request).await;
         match &result {
-            Err(error @ (UpstreamError::Connect(_) | UpstreamError::ConnectTimeout)) => {
+            Err(error @ UpstreamError::Connect(_)) => {
                 self.cluster.health.mark_down(&node.id, error.detail());
             }
             Err(error) => tracing::debug!(peer = %node.id, %error, "peer request failed"),
