@@ -26,7 +26,7 @@ pub const SECRET: &str = "test-cluster-secret";
 
 /// How a node of the cluster runs.
 enum Runner {
-    InProcess(NodeHandle),
+    InProcess(Box<NodeHandle>),
     Child(Child),
     /// Listed in the topology, never started (its port is closed).
     Absent,
@@ -230,7 +230,7 @@ impl TestCluster {
 async fn in_process(text: &str, listeners: Vec<TcpListener>, tweak: fn(&mut Config)) -> Runner {
     let mut config = edgecache::config::parse(text, "cluster.toml", std::path::Path::new(".")).expect("valid config");
     tweak(&mut config);
-    Runner::InProcess(app::start_on(config, listeners).await.expect("node starts"))
+    Runner::InProcess(Box::new(app::start_on(config, listeners).await.expect("node starts")))
 }
 
 fn child(text: &str) -> (Child, tempfile::TempDir) {

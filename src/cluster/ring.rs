@@ -76,7 +76,7 @@ impl Ring {
     /// Every member, best first: the owner, then who takes the key if the owner is gone, and so on.
     pub fn candidates(&self, key_hash: u64) -> Vec<&Member> {
         let mut scored: Vec<(u64, &Member)> = self.members.iter().map(|m| (score(key_hash, m.seed), m)).collect();
-        scored.sort_unstable_by(|a, b| (b.0, b.1.seed).cmp(&(a.0, a.1.seed)));
+        scored.sort_unstable_by_key(|&(score, m)| std::cmp::Reverse((score, m.seed)));
         scored.into_iter().map(|(_, m)| m).collect()
     }
 

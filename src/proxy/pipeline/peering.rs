@@ -162,7 +162,7 @@ impl Proxy {
         let status = CacheStatus { detail: Some("peer"), ..CacheStatus::forwarded(Forward::UriMiss) };
         for owner in &owners {
             match self.attempt(Hop::Peer, again(&template), owner).await {
-                Ok(response) => return Some(self.from_owner(&parts, primary, response, status, hot)),
+                Ok(response) => return Some(self.owner_answer(&parts, primary, response, status, hot)),
                 Err(error) if try_next(&error) => continue,
                 Err(error) => return Some(self.upstream_failed(error, status)),
             }
@@ -185,7 +185,7 @@ impl Proxy {
     }
 
     /// The owner's answer, passed on; a hot key's is also kept here for a short time.
-    fn from_owner(
+    fn owner_answer(
         &self,
         parts: &request::Parts,
         primary: &PrimaryKey,
