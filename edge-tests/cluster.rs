@@ -274,3 +274,30 @@ async fn a_node_that_comes_back_gets_only_its_own_keys_back() {
     assert_eq!(parent(2).await, owned_by_3, "edge-3 fetched its own keys again, and only those");
     assert_eq!(origin.hits(), 150, "from the shield, which had them all");
 }
+
+#[tokio::test]
+async fn an_unsafe_method_at_any_edge_invalidates_the_copy_its_owner_and_the_shield_hold() {
+    let origin = TestOrigin::start(|seen, _| match seen.method.as_str() {
+        "POST" => Reply::ok("done", &[("cache-control", "no-store")]),
+        _ => Reply::ok("document", &[("cache-control", "max-age=300")]),
+    })
+    .await;
+    let cluster = TestCluster::start(&origin, ClusterSpec::default()).await;
+    let http = client();
+    let path = "/doc";
+    let owner = cluster.edge_owner(path);
+    let other = (owner + 1) % 3;
+    let gets = || origin.seen().iter().filter(|s| s.method == "GET").count();
+    for _ in 0..2 {
+        assert_eq!(get(&http, &cluster.edges[other], path).send().await.expect("get").status(), 200);
+    }
+    assert_eq!(gets(), 1);
+    let post = http.post(cluster.edges[other].url(path)).header("host", HOST).body("x").send().await.expect("post");
+    assert_eq!(post.status(), 200);
+    let status = cache_status(&post);
+    assert!(status.ends_with("fwd=bypass; fwd-status=200; detail=peer"), "passed on by the owner: {status}");
+    assert!(status.contains(&format!("{}; fwd=bypass; fwd-status=200; detail=invalidated", cluster.edges[owner].id)));
+    let after = get(&http, &cluster.edges[other], path).send().await.expect("get");
+    assert_eq!(after.text().await.expect("body"), "document");
+    assert_eq!(gets(), 2, "the owner's and the shield's copies were invalidated");
+}

@@ -164,7 +164,11 @@ impl Proxy {
         if method != Method::GET && method != Method::HEAD {
             let invalidation = (!invalidate::is_safe(method))
                 .then(|| InvalidationTarget::new(conn.scheme, host, request.uri(), primary.clone()));
-            return self.pass(request, conn, "method", invalidation).await;
+            // Route: the owner of the URL passes it on, so that it is the owner's copy an unsafe method invalidates.
+            return match self.pass_to_owner(request, conn, &primary, from_peer.as_deref(), invalidation).await {
+                Ok(answer) => answer,
+                Err((request, invalidation)) => self.pass(request, conn, "method", invalidation).await,
+            };
         }
 
         // Route: the node of this pop that owns the key does the caching work.
