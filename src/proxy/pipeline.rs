@@ -119,6 +119,10 @@ impl Proxy {
         let version = request.version();
         let path = tracing::enabled!(target: "access", tracing::Level::DEBUG).then(|| request.uri().path().to_string());
         let (mut response, status) = self.serve(request, conn).await;
+        if status.detail == Some(peering::PROBE) {
+            // A peer's health probe is not traffic: no metrics, no access line.
+            return response;
+        }
         forward::strip_targeted_cache_control(response.headers_mut());
         respond::decorate(response.headers_mut(), &status, &self.node_id, self.via.for_version(version));
 

@@ -29,6 +29,9 @@ use crate::proxy::{forward, respond};
 #[derive(Debug, Clone)]
 pub(crate) struct ProvenPeer;
 
+/// The `Cache-Status` detail of a peer's health probe, which `handle` leaves out of the metrics.
+pub(super) const PROBE: &str = "probe";
+
 /// Which kind of upstream a request went to: the label of `edgecache_upstream_requests_total{upstream}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hop {
@@ -113,7 +116,7 @@ impl Proxy {
         from_peer: Option<&str>,
     ) -> Option<(Response<ProxyBody>, CacheStatus)> {
         if from_peer.is_some() && request.headers().contains_key(PROBE_HEADER) {
-            let status = CacheStatus { detail: Some("probe"), ..CacheStatus::default() };
+            let status = CacheStatus { detail: Some(PROBE), ..CacheStatus::default() };
             return Some((respond::error(StatusCode::OK, "up"), status));
         }
         if route::hop_count(request.headers()) >= MAX_HOPS {
