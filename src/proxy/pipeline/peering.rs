@@ -178,7 +178,6 @@ impl Proxy {
     /// Forwards a request of another method (`POST`, `PUT`, …) to the owner of its URL, which passes it on and
     /// invalidates its stored copy if the answer says so; once only (its body is sent), so a dead owner costs this
     /// request a 502 and marks the owner down. `Err` gives the request back to pass it on from here.
-    #[expect(clippy::result_large_err, reason = "the request itself, given back once")]
     pub(super) async fn pass_to_owner(
         &self,
         request: Request<Incoming>,
