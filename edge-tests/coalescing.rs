@@ -139,7 +139,9 @@ async fn every_waiter_gets_the_first_byte_about_when_the_leader_does() {
     let got = join_all(readers).await;
     let firsts: Vec<Instant> = got.iter().map(|(first, _)| *first).collect();
     let spread = *firsts.iter().max().expect("10") - *firsts.iter().min().expect("10");
-    assert!(spread < Duration::from_millis(150), "first bytes spread over {spread:?}");
+    // The body takes 800 ms to stream: a reader that waited for the whole object would get its first byte at
+    // least ~700 ms after the first reader. The bound leaves room for a loaded machine, not for that.
+    assert!(spread < Duration::from_millis(450), "first bytes spread over {spread:?}");
     assert!(got.iter().all(|(_, body)| *body == paced_body(chunk, count)));
     assert_eq!(origin.hits(), 1);
 }

@@ -3,6 +3,7 @@
 mod support;
 
 mod caching;
+mod cluster;
 mod coalescing;
 mod config;
 mod conformance_directives;
@@ -18,4 +19,5 @@ mod lifecycle;
 mod proxying;
 mod streaming;
 mod throttling;
+mod tiers;
 mod tls;

@@ -1,5 +1,5 @@
-//! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process serves) and `/readyz` (listening,
-//! config loaded, not draining).
+//! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process serves), `/readyz` (listening,
+//! config loaded, not draining) and `/cluster` (the topology and each node's health as this node sees it).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -24,6 +24,8 @@ pub struct AdminState {
     pub store: Arc<Store>,
     /// True once every listener is bound; false again while draining.
     pub ready: AtomicBool,
+    /// The topology and peer health, for `/cluster`.
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 /// Serves the admin API until `shutdown`.
@@ -64,6 +66,7 @@ fn route(state: &AdminState, request: Request<Incoming>) -> Response<Full<Bytes>
             state.metrics.cache_objects.set(i64::try_from(state.store.object_count()).unwrap_or(i64::MAX));
             text(StatusCode::OK, "text/plain; version=0.0.4", state.metrics.render())
         }
+        (&Method::GET, "/cluster") => text(StatusCode::OK, "application/json", format!("{:#}\n", state.cluster.view())),
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n".into()),
         (&Method::GET, "/readyz") if state.ready.load(Ordering::Relaxed) => {
             text(StatusCode::OK, "text/plain", "ready\n".into())

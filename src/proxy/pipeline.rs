@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Either, Empty};
 use hyper::body::Incoming;
 
 mod coalesced;
+mod peering;
 
 use super::body::ProxyBody;
 use super::forward;
@@ -23,6 +24,7 @@ use super::respond;
 use super::throttled::{ClientStage, client_throttled, holding, may_stand_in_when_busy, origin_busy};
 use super::upstream::{Upstream, UpstreamBody, UpstreamError};
 use crate::cache::{CachedObject, Lookup, PrimaryKey, Store, VariantKey};
+use crate::cluster::Cluster;
 use crate::coalesce::Coalescer;
 use crate::metrics::Metrics;
 use crate::policy::conditional::{
@@ -61,6 +63,10 @@ pub struct Proxy {
     coalescing: Coalescer,
     /// Client token buckets and the origin budget (unlimited unless `with_throttle` gives limits).
     throttle: Arc<Throttle>,
+    /// The topology, peer health and routing (standalone unless `with_cluster` gives one).
+    cluster: Arc<Cluster>,
+    /// Short copies of hot keys this node does not own.
+    hot_store: Arc<Store>,
 }
 
 impl Proxy {
@@ -82,7 +88,16 @@ impl Proxy {
             metrics,
             refreshing: Mutex::new(HashSet::new()),
             coalescing: Coalescer::new(crate::coalesce::DEFAULT_LOCK_TIMEOUT),
+            cluster: Arc::new(Cluster::standalone(node_id)),
+            hot_store: Arc::new(Store::new(1 << 20, 1 << 20, Box::new(|_| {}))),
         }
+    }
+
+    /// The same data plane as a node of this cluster, keeping hot copies in `hot_store`.
+    pub fn with_cluster(mut self, cluster: Arc<Cluster>, hot_store: Arc<Store>) -> Proxy {
+        self.cluster = cluster;
+        self.hot_store = hot_store;
+        self
     }
 
     /// Sets how long a request waits on another request's fetch before it goes to the origin itself.
@@ -104,6 +119,10 @@ impl Proxy {
         let version = request.version();
         let path = tracing::enabled!(target: "access", tracing::Level::DEBUG).then(|| request.uri().path().to_string());
         let (mut response, status) = self.serve(request, conn).await;
+        if status.detail == Some(peering::PROBE) {
+            // A peer's health probe is not traffic: no metrics, no access line.
+            return response;
+        }
         forward::strip_targeted_cache_control(response.headers_mut());
         respond::decorate(response.headers_mut(), &status, &self.node_id, self.via.for_version(version));
 
@@ -122,14 +141,19 @@ impl Proxy {
 
     async fn serve(
         self: &Arc<Self>,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
         conn: ClientConn,
     ) -> (Response<ProxyBody>, CacheStatus) {
         // Admit.
+        let from_peer = self.admit_peer(&mut request);
         if forward::is_loop(request.headers(), &self.node_id) {
             let status = CacheStatus { detail: Some("loop"), error: true, ..CacheStatus::default() };
             return (respond::error(StatusCode::LOOP_DETECTED, "loop detected: this node is already in Via"), status);
         }
+        if let Some(answer) = self.cluster_answer(&request, from_peer.as_deref()) {
+            return answer;
+        }
+        let conn = self.conn_through_peers(&request, conn);
         let Some(host) = request_host(&request) else {
             let status = CacheStatus { detail: Some("no-host"), error: true, ..CacheStatus::default() };
             return (respond::error(StatusCode::BAD_REQUEST, "the request names no host"), status);
@@ -144,7 +168,16 @@ impl Proxy {
         if method != Method::GET && method != Method::HEAD {
             let invalidation = (!invalidate::is_safe(method))
                 .then(|| InvalidationTarget::new(conn.scheme, host, request.uri(), primary.clone()));
-            return self.pass(request, conn, "method", invalidation).await;
+            // Route: the owner of the URL passes it on, so that it is the owner's copy an unsafe method invalidates.
+            return match self.pass_to_owner(request, conn, &primary, from_peer.as_deref(), invalidation).await {
+                Ok(answer) => answer,
+                Err((request, invalidation)) => self.pass(request, conn, "method", invalidation).await,
+            };
+        }
+
+        // Route: the node of this pop that owns the key does the caching work.
+        if let Some(answer) = self.to_owner(&request, conn, &primary, from_peer.as_deref()).await {
+            return answer;
         }
 
         // Lookup.
@@ -424,7 +457,9 @@ impl Proxy {
         conn: ClientConn,
         stage: ClientStage,
     ) -> Option<(Response<ProxyBody>, CacheStatus)> {
-        if (stage == ClientStage::Admitted) == self.throttle.exempts_hits() {
+        if (stage == ClientStage::Admitted) == self.throttle.exempts_hits()
+            || request.extensions().get::<peering::ProvenPeer>().is_some()
+        {
             return None;
         }
         let throttled = self.throttle.check_client(conn.peer.ip(), request.headers()).err()?;
@@ -584,20 +619,15 @@ impl Proxy {
             *request.uri_mut() = uri;
         }
         *request.headers_mut() = headers;
+        if let Some(key) = peering::route_key(parts, conn) {
+            request.extensions_mut().insert(key);
+        }
         request
     }
 
-    /// Sends a request to the origin, counting it.
+    /// Sends a request upstream (the parent pop's node of the key, or the origin), counting it.
     async fn fetch(&self, request: Request<UpstreamBody>) -> Result<Response<Incoming>, UpstreamError> {
-        let started = Instant::now();
-        let result = self.upstream.send(request).await;
-        let code = match &result {
-            Ok(response) => response.status().as_str().to_string(),
-            Err(_) => "0".to_string(),
-        };
-        self.metrics.upstream_requests.with_label_values(&["origin", &code]).inc();
-        self.metrics.upstream_duration.with_label_values(&["origin"]).observe(started.elapsed().as_secs_f64());
-        result
+        self.send_upstream(request).await
     }
 
     fn upstream_failed(&self, error: UpstreamError, mut status: CacheStatus) -> (Response<ProxyBody>, CacheStatus) {
