@@ -190,7 +190,8 @@ async fn the_fetch_goes_on_when_the_leaders_client_disconnects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fetch_goes_on_when_the_leaders_client_leaves_before_the_head() {
     let origin = TestOrigin::start(|_, _| {
-        Reply::ok("worth the wait", &[("cache-control", "max-age=60")]).delayed(Duration::from_millis(300))
+        // Long enough that the waiters (sent at 100 ms) arrive before the answer does, even on a loaded machine.
+        Reply::ok("worth the wait", &[("cache-control", "max-age=60")]).delayed(Duration::from_millis(1000))
     })
     .await;
     let node = TestNode::start(&origin, |_| {}).await;
