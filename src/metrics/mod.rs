@@ -43,6 +43,9 @@ pub struct Metrics {
     pub origin_inflight: IntGauge,
     /// `edgecache_throttle_client_addresses`: client addresses with a token bucket (after the last sweep).
     pub throttle_client_addresses: IntGauge,
+    /// `edgecache_compressed_bytes_total{encoding, direction}`: bytes fed to an encoder (`in`) and produced by it
+    /// (`out`).
+    pub compressed_bytes: IntCounterVec,
 }
 
 /// A registration failed: a programming error (duplicate or invalid series), reported at start.
@@ -128,6 +131,11 @@ impl Metrics {
             "edgecache_throttle_client_addresses",
             "Client addresses holding a token bucket, as of the last sweep.",
         )?;
+        let compressed_bytes = counter(
+            "edgecache_compressed_bytes_total",
+            "Bytes fed to an encoder (direction=in) and produced by it (direction=out), by content coding.",
+            &["encoding", "direction"],
+        )?;
         Ok(Metrics {
             registry,
             requests,
@@ -145,6 +153,7 @@ impl Metrics {
             origin_queue_wait,
             origin_inflight,
             throttle_client_addresses,
+            compressed_bytes,
         })
     }
 

@@ -1,6 +1,6 @@
 //! The life of a request, read top to bottom:
-//! admit → key → lookup (fresh hit / stale / miss) → fetch from the origin → store if RFC 9111 allows → respond
-//! (`Cache-Status`, `Age`, `Via`) → metrics and log.
+//! admit → key → lookup (fresh hit / stale / miss) → fetch from the origin → store if RFC 9111 allows → encode
+//! (the client's content coding, `pipeline/encode.rs`) → respond (`Cache-Status`, `Age`, `Via`) → metrics and log.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Either, Empty};
 use hyper::body::Incoming;
 
 mod coalesced;
+mod encode;
 
 use super::body::ProxyBody;
 use super::forward;
@@ -24,6 +25,7 @@ use super::throttled::{ClientStage, client_throttled, holding, may_stand_in_when
 use super::upstream::{Upstream, UpstreamBody, UpstreamError};
 use crate::cache::{CachedObject, Lookup, PrimaryKey, Store, VariantKey};
 use crate::coalesce::Coalescer;
+use crate::compress::Compression;
 use crate::metrics::Metrics;
 use crate::policy::conditional::{
     Precondition, add_revalidation_headers, evaluate_preconditions, merge_not_modified, not_modified_selects,
@@ -61,6 +63,8 @@ pub struct Proxy {
     coalescing: Coalescer,
     /// Client token buckets and the origin budget (unlimited unless `with_throttle` gives limits).
     throttle: Arc<Throttle>,
+    /// `[compression]` (the defaults unless `with_compression` gives others).
+    compression: Compression,
 }
 
 impl Proxy {
@@ -82,7 +86,14 @@ impl Proxy {
             metrics,
             refreshing: Mutex::new(HashSet::new()),
             coalescing: Coalescer::new(crate::coalesce::DEFAULT_LOCK_TIMEOUT),
+            compression: Compression::default(),
         }
+    }
+
+    /// The same data plane with these compression settings (`[compression]`).
+    pub fn with_compression(mut self, compression: Compression) -> Proxy {
+        self.compression = compression;
+        self
     }
 
     /// Sets how long a request waits on another request's fetch before it goes to the origin itself.
@@ -98,12 +109,14 @@ impl Proxy {
     }
 
     /// Answers one client request, start to end.
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>, conn: ClientConn) -> Response<ProxyBody> {
+    pub async fn handle(self: Arc<Self>, mut request: Request<Incoming>, conn: ClientConn) -> Response<ProxyBody> {
         let started = Instant::now();
         let method = request.method().clone();
         let version = request.version();
         let path = tracing::enabled!(target: "access", tracing::Level::DEBUG).then(|| request.uri().path().to_string());
-        let (mut response, status) = self.serve(request, conn).await;
+        let wants = self.negotiate(&mut request, conn);
+        let (response, mut status) = self.serve(request, conn).await;
+        let mut response = self.encode(wants, response, &mut status);
         forward::strip_targeted_cache_control(response.headers_mut());
         respond::decorate(response.headers_mut(), &status, &self.node_id, self.via.for_version(version));
 
@@ -455,7 +468,14 @@ impl Proxy {
                 crate::policy::Freshness { received, fresh_for: std::time::Duration::ZERO, ..object.freshness }
             }
         };
-        let refreshed = CachedObject { status: object.status, headers, body: object.body.clone(), freshness };
+        // The body is the same, so are its encoded variants.
+        let refreshed = CachedObject {
+            status: object.status,
+            headers,
+            body: object.body.clone(),
+            freshness,
+            encoded: object.encoded.clone(),
+        };
         if decision.is_ok() {
             self.store.replace(key, refreshed.clone());
         }
@@ -502,7 +522,13 @@ impl Proxy {
             (head.status, head.headers.clone(), parts.headers.clone());
         crate::policy::freshness::remove_unshareable_fields(&mut object_headers);
         let on_complete: super::body::OnComplete = Box::new(move |bytes| {
-            let object = CachedObject { status: object_status, headers: object_headers, body: bytes, freshness };
+            let object = CachedObject {
+                status: object_status,
+                headers: object_headers,
+                body: bytes,
+                freshness,
+                encoded: Default::default(),
+            };
             store.insert(&primary, &request_headers, object);
         });
         (Response::from_parts(head, ProxyBody::recorded(body, limit, expected_len, on_complete)), status)
