@@ -4,6 +4,7 @@ mod support;
 
 mod caching;
 mod coalescing;
+mod compression;
 mod config;
 mod conformance_directives;
 mod conformance_freshness;

@@ -109,7 +109,7 @@ impl Proxy {
             && !head.headers.contains_key(header::CONTENT_RANGE);
         let c = &self.compression;
         let compressible = transformable && rules::compressible(&c.types, c.min_size, head.status, &head.headers, len);
-        if !compressible && !(transformable && from.is_some()) {
+        if !(compressible || (transformable && from.is_some())) {
             return Response::from_parts(head, body);
         }
         // The coding of this answer depends on the request's Accept-Encoding, whatever this request gets.
