@@ -56,7 +56,13 @@ pub async fn run() -> Result<(), StartError> {
         "  k=$RANDOM; for i in $(seq 20); do curl -s -o /dev/null -w '%{{http_code}} ' http://{edge}/slow/2000?k=$k & done; wait"
     );
     println!("      # 20 clients at once, 1 origin request (coalesced): see edgecache_coalesced_requests_total");
-    println!("  curl -s  http://{admin}/metrics | grep edgecache_requests_total");
+    println!(
+        "  curl -s -o /dev/null -D - -H 'Accept-Encoding: gzip, br' http://{edge}/html/65536 | grep -iE 'content-(encoding|length)|etag|cache-status'"
+    );
+    println!(
+        "      # compressed once (detail=encoded), then again: served from the stored br variant (detail=encoded-hit)"
+    );
+    println!("  curl -s  http://{admin}/metrics | grep -E 'edgecache_(requests|compressed_bytes)_total'");
     let _ = tokio::signal::ctrl_c().await;
     println!("stopping");
     node.begin_shutdown();
