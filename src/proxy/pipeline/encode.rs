@@ -38,16 +38,16 @@ pub(super) struct Wants {
     place: Option<(PrimaryKey, HeaderMap)>,
 }
 
-/// The validators and length that tell the object a fetched body was stored as.
+/// The fields (validators, `Date`, coding) that, with its length, tell which stored object a fetched body became.
 struct Fetched {
-    len_fields: [Option<HeaderValue>; 4],
+    fields: [Option<HeaderValue>; 4],
 }
 
 impl Fetched {
     fn of(headers: &HeaderMap) -> Fetched {
         let get = |name: header::HeaderName| headers.get(name).cloned();
         Fetched {
-            len_fields: [
+            fields: [
                 get(header::ETAG),
                 get(header::LAST_MODIFIED),
                 get(header::DATE),
@@ -58,7 +58,7 @@ impl Fetched {
 
     /// Whether `object` holds the body this answer streamed (`raw_len` bytes).
     fn is(&self, object: &CachedObject, raw_len: u64) -> bool {
-        object.body.len() as u64 == raw_len && Fetched::of(&object.headers).len_fields == self.len_fields
+        object.body.len() as u64 == raw_len && Fetched::of(&object.headers).fields == self.fields
     }
 }
 
