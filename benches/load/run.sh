@@ -281,9 +281,10 @@ cpu_ticks() {
 warm() {
     local base=$1 size=$2 list=$TMP/warm.curl
     : >"$list"
+    # A header line in a curl config applies to every URL of it: once, at the top.
+    [[ -z $BENCH_AE ]] || printf 'header = "Accept-Encoding: %s"\n' "$BENCH_AE" >>"$list"
     for ((i = 0; i < HOT; i++)); do
         printf 'url = "%s/%s/%s?k=%d"\noutput = "/dev/null"\n' "$base" "$BENCH_PATH" "$size" "$i" >>"$list"
-        [[ -z $BENCH_AE ]] || printf 'header = "Accept-Encoding: %s"\n' "$BENCH_AE" >>"$list"
     done
     taskset -c "$LOAD_CPU" curl -ks --max-time 120 -K "$list"
 }
