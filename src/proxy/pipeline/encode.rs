@@ -47,12 +47,7 @@ impl Fetched {
     fn of(headers: &HeaderMap) -> Fetched {
         let get = |name: header::HeaderName| headers.get(name).cloned();
         Fetched {
-            fields: [
-                get(header::ETAG),
-                get(header::LAST_MODIFIED),
-                get(header::DATE),
-                get(header::CONTENT_ENCODING),
-            ],
+            fields: [get(header::ETAG), get(header::LAST_MODIFIED), get(header::DATE), get(header::CONTENT_ENCODING)],
         }
     }
 
