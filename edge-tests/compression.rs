@@ -317,3 +317,26 @@ async fn a_body_larger_than_the_store_is_compressed_as_it_streams() {
     assert_eq!(origin.hits(), 2, "too large to store: fetched and compressed each time");
     assert_eq!(compressed(&node, "gzip", "in").await, 2 * expected.len() as u64);
 }
+
+#[tokio::test]
+async fn two_tiers_keep_one_variant_per_class_and_compress_once() {
+    let origin = TestOrigin::start(|_, _| html_origin_reply(page())).await;
+    let shield = TestNode::start(&origin, |c| c.node.id = "test-shield".into()).await;
+    let shield_url = format!("http://{}", shield.handle.http_addrs[0]);
+    let edge = TestNode::start(&origin, |c| c.origin.url = Some(shield_url.parse().expect("shield url"))).await;
+    let original = page().into_bytes();
+    for accept in ["gzip, br", "br", "gzip", "gzip;q=0.5, identity", "br, gzip"] {
+        let (response, body) = get(&edge, "/t", accept).await;
+        assert_eq!(body, original, "{accept}");
+        let expected = if accept.starts_with("gzip") && !accept.contains("br") { "gzip" } else { "br" };
+        assert_eq!(header(&response, "content-encoding"), expected, "{accept}");
+        assert_eq!(header(&response, "etag"), format!("W/\"v1-{expected}\""), "{accept}");
+    }
+    // The shield fetched the page once and encoded it once per coding; the edge stored what it was sent.
+    assert_eq!(origin.hits(), 1);
+    assert_eq!(compressed(&shield, "br", "in").await, original.len() as u64);
+    assert_eq!(compressed(&shield, "gzip", "in").await, original.len() as u64);
+    assert_eq!(compressed(&edge, "br", "in").await, 0, "the edge passes the shield's br through");
+    let (again, _) = get(&edge, "/t", "br, gzip").await;
+    assert!(cache_status(&again).starts_with("test-edge; hit"), "{}", cache_status(&again));
+}
