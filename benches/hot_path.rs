@@ -63,6 +63,7 @@ fn object(len: usize) -> CachedObject {
         headers: response_headers(len),
         body: Bytes::from(vec![b'x'; len]),
         freshness: freshness(),
+        encoded: Default::default(),
     }
 }
 

@@ -80,7 +80,7 @@ fn main() {
     for (uri, (headers, body)) in uris.iter().zip(parts.drain(..)) {
         let primary = PrimaryKey::new("http", "127.0.0.1:8080", uri);
         key_bytes += primary.as_str().len();
-        let object = CachedObject { status: StatusCode::OK, headers, body, freshness };
+        let object = CachedObject { status: StatusCode::OK, headers, body, freshness, encoded: Default::default() };
         assert!(store.insert(&primary, &request, object), "object refused");
     }
     store.run_pending_tasks();

@@ -5,6 +5,7 @@ mod support;
 mod caching;
 mod cluster;
 mod coalescing;
+mod compression;
 mod config;
 mod conformance_directives;
 mod conformance_freshness;

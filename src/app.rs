@@ -114,7 +114,8 @@ pub async fn start_on(config: Config, mut bound: Vec<std::net::TcpListener>) -> 
         Proxy::new(&config.node.id, store.clone(), upstream.clone(), origin, metrics.clone())
             .with_lock_timeout(config.cache.lock_timeout)
             .with_throttle(throttle)
-            .with_cluster(cluster.clone(), hot_store),
+            .with_cluster(cluster.clone(), hot_store)
+            .with_compression(crate::compress::Compression::new(&config.compression)),
     );
     let tls = if config.server.tls_listen.is_empty() {
         None

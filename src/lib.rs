@@ -6,6 +6,7 @@ pub mod app;
 pub mod cache;
 pub mod cluster;
 pub mod coalesce;
+pub mod compress;
 pub mod config;
 pub mod demo;
 pub mod metrics;

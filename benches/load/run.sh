@@ -7,6 +7,11 @@
 # URLs /bytes/SIZE?k=0..HOT-1. The table shows the median over RUNS of req/s and of p99 latency, the server's
 # CPU use, and ratios. Everything listens on 127.0.0.1 and every process started here is stopped on exit.
 #
+# MODE=compress measures hits on a compressible HTML page (/html/SIZE?k=...) for clients sending
+# `Accept-Encoding: gzip, br`: edgecache (compresses once, serves the stored br variant) against nginx with
+# `gzip on` (proxy_cache stores identity and gzips every hit; default level 1, and level 6 as nginx-gzip6) and
+# Varnish (do_gzip: stores gzip). The table adds the bytes on the wire per response (headers included).
+#
 # Usage: benches/load/run.sh           (as root the first time: installs nginx, varnish, haproxy, wrk)
 # Environment (defaults in brackets):
 #   DURATION [10s]  length of one wrk run        RUNS [3]  runs per (server, size); the median is reported
@@ -14,18 +19,36 @@
 #   CONNS [64]  wrk connections                  SERVERS [ceiling edgecache nginx varnish haproxy]
 #   NICE [-10]  niceness of the servers, origin and wrk (negative needs root)
 #   TLS [1]  also run the HTTPS 1 KiB comparison (edgecache/rustls vs nginx/OpenSSL); 0 to skip
+#   MODE [bytes]  bytes: /bytes/SIZE; compress: /html/SIZE with Accept-Encoding (SIZES [65536], TLS [0],
+#                 SERVERS [edgecache nginx nginx-gzip6 varnish])
 #   EDGECACHE_BIN  use this edgecache binary instead of building target/release/edgecache
 #   RESULTS  where to write results.tsv and table.md [a new temporary folder, kept]
 set -euo pipefail
 
 # ---- settings ----------------------------------------------------------------------------------------------
+MODE=${MODE:-bytes}
 DURATION=${DURATION:-10s}
 RUNS=${RUNS:-3}
-SIZES=${SIZES:-"1024 16384 262144"}
 HOT=${HOT:-1000}
 CONNS=${CONNS:-64}
-SERVERS=${SERVERS:-"ceiling edgecache nginx varnish haproxy"}
-TLS=${TLS:-1}
+if [[ $MODE == compress ]]; then
+    SIZES=${SIZES:-65536}
+    SERVERS=${SERVERS:-"edgecache nginx nginx-gzip6 varnish"}
+    TLS=${TLS:-0}
+    BENCH_PATH=html
+    BENCH_AE="gzip, br"
+    NGINX_GZIP="gzip on; gzip_types text/html; gzip_vary on; gzip_proxied any;"
+    VARNISH_GZIP='sub vcl_backend_response { if (beresp.http.content-type ~ "^text/") { set beresp.do_gzip = true; } }'
+else
+    SIZES=${SIZES:-"1024 16384 262144"}
+    SERVERS=${SERVERS:-"ceiling edgecache nginx varnish haproxy"}
+    TLS=${TLS:-1}
+    BENCH_PATH=bytes
+    BENCH_AE=""
+    NGINX_GZIP=""
+    VARNISH_GZIP=""
+fi
+export BENCH_PATH BENCH_AE
 # Niceness of everything this script starts: on a machine that also runs other work, a negative value keeps the
 # servers and wrk from sharing their CPUs with it (the same for every server). Needs root; ignored otherwise.
 # It does not help against work in another cgroup, which keeps its share whatever the niceness.
@@ -43,6 +66,7 @@ HAPROXY_PORT=8083
 EDGECACHE_TLS_PLAIN_PORT=8090
 EDGECACHE_TLS_PORT=8443
 NGINX_TLS_PORT=8444
+NGINX_GZIP6_PORT=8084
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -106,7 +130,7 @@ render() {
     local template=$1 out=$2 text name
     text=$(<"$template")
     for name in TMP CACHE_DIR ORIGIN_PORT EDGECACHE_PORT ADMIN_PORT NGINX_PORT VARNISH_PORT HAPROXY_PORT \
-        EDGECACHE_TLS_PLAIN_PORT EDGECACHE_TLS_PORT NGINX_TLS_LISTEN; do
+        EDGECACHE_TLS_PLAIN_PORT EDGECACHE_TLS_PORT NGINX_TLS_LISTEN NGINX_GZIP NGINX_GZIP6_SERVER VARNISH_GZIP; do
         text=${text//@$name@/${!name:-}}
     done
     printf '%s\n' "$text" >"$out"
@@ -164,6 +188,23 @@ start_server() {
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_session_cache shared:SSL:10m;"
             fi
+            NGINX_GZIP6_SERVER=""
+            if [[ " $SERVERS " == *" nginx-gzip6 "* ]]; then
+                # The same cache and proxy settings, gzip at level 6 (edgecache's gzip level) instead of 1.
+                NGINX_GZIP6_SERVER="server {
+        listen 127.0.0.1:$NGINX_GZIP6_PORT backlog=4096;
+        gzip_comp_level 6;
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_cache hot;
+            proxy_cache_key \$scheme\$host\$request_uri;
+            proxy_cache_lock on;
+            add_header X-Cache-Status \$upstream_cache_status;
+        }
+    }"
+            fi
             render "$HERE/nginx.conf.in" "$TMP/nginx.conf"
             start_pinned "$SERVER_CPU" "$TMP/nginx/stderr.log" nginx -p "$TMP/nginx" -c "$TMP/nginx.conf"
             URL[$name]=http://127.0.0.1:$NGINX_PORT
@@ -185,6 +226,12 @@ start_server() {
             render "$HERE/edgecache-tls.toml.in" "$TMP/edgecache-tls.toml"
             RUST_LOG=warn start_pinned "$SERVER_CPU" "$TMP/edgecache-tls.log" "$EDGECACHE_BIN" --config "$TMP/edgecache-tls.toml"
             URL[$name]=https://127.0.0.1:$EDGECACHE_TLS_PORT
+            ;;
+        nginx-gzip6)
+            # Served by the nginx started above (same worker, a listener with gzip_comp_level 6).
+            URL[$name]=http://127.0.0.1:$NGINX_GZIP6_PORT
+            MAINPID[$name]=${MAINPID[nginx]}
+            return 0
             ;;
         nginx-tls)
             # Served by the nginx started above (same worker, an extra TLS listener).
@@ -234,8 +281,10 @@ cpu_ticks() {
 warm() {
     local base=$1 size=$2 list=$TMP/warm.curl
     : >"$list"
+    # A header line in a curl config applies to every URL of it: once, at the top.
+    [[ -z $BENCH_AE ]] || printf 'header = "Accept-Encoding: %s"\n' "$BENCH_AE" >>"$list"
     for ((i = 0; i < HOT; i++)); do
-        printf 'url = "%s/bytes/%s?k=%d"\noutput = "/dev/null"\n' "$base" "$size" "$i" >>"$list"
+        printf 'url = "%s/%s/%s?k=%d"\noutput = "/dev/null"\n' "$base" "$BENCH_PATH" "$size" "$i" >>"$list"
     done
     taskset -c "$LOAD_CPU" curl -ks --max-time 120 -K "$list"
 }
@@ -249,10 +298,19 @@ to_ms() {
         else printf "nan" }'
 }
 
-# One wrk run; appends "server size run req/s p99_ms cpu% origin_misses errors" to results.tsv.
+# Bytes wrk read per response (headers included), from its "N requests in T, X read" line.
+bytes_per_response() {
+    awk '/requests in .* read/ {
+        n = $1; x = $(NF - 1)
+        u = x; sub(/^[0-9.]+/, "", u); v = x; sub(/[A-Za-z]+$/, "", v)
+        m = 1; if (u == "KB") m = 1024; else if (u == "MB") m = 1024 ^ 2; else if (u == "GB") m = 1024 ^ 3; else if (u == "TB") m = 1024 ^ 4
+        if (n > 0) printf "%.0f", v * m / n; else print "nan" }' "$1"
+}
+
+# One wrk run; appends "server size run req/s p99_ms cpu% origin_misses errors bytes/response" to results.tsv.
 measure() {
     local name=$1 size=$2 run=$3 base=${URL[$1]} out=$TMP/wrk.out
-    local before_count after_count t0 t1 c0 c1 seconds rps p99 cpu errors misses secs
+    local before_count after_count t0 t1 c0 c1 seconds rps p99 cpu errors misses secs wire
     warm "$base" "$size"
     before_count=$(origin_count)
     c0=$(cpu_ticks "${MAINPID[$name]}")
@@ -264,6 +322,7 @@ measure() {
     c1=$(cpu_ticks "${MAINPID[$name]}")
     after_count=$(origin_count)
     rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    wire=$(bytes_per_response "$out")
     p99=$(to_ms "$(awk '$1=="99%" {print $2}' "$out")")
     seconds=$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')
     cpu=$(awk -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v s="$seconds" 'BEGIN {printf "%.0f", 100 * c / hz / s}')
@@ -273,18 +332,19 @@ measure() {
     if [[ -z $rps ]]; then
         log "$name size=$size run=$run: wrk failed:"; cat "$out" >&2; rps=0; p99=nan
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$size" "$run" "$rps" "$p99" "$cpu" "$misses" "${errors:-}" >>"$RESULTS/results.tsv"
-    log "$(printf '%-14s %7s B run %d: %10.0f req/s  p99 %7.2f ms  server CPU %3s%%  origin requests %s %s' \
-        "$name" "$size" "$run" "$rps" "$p99" "$cpu" "$misses" "${errors:-}")"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$size" "$run" "$rps" "$p99" "$cpu" "$misses" "${errors:-}" "$wire" >>"$RESULTS/results.tsv"
+    log "$(printf '%-14s %7s B run %d: %10.0f req/s  p99 %7.2f ms  server CPU %3s%%  %s B/response  origin requests %s %s' \
+        "$name" "$size" "$run" "$rps" "$p99" "$cpu" "$wire" "$misses" "${errors:-}")"
 }
 
 # Checks that a server answers a warmed URL from its cache (its own hit header, where it has one).
 show_hit() {
     local name=$1 size=$2
     local headers
-    headers=$(curl -ks -D - -o /dev/null --max-time 5 "${URL[$name]}/bytes/$size?k=0" | tr -d '\r' |
-        grep -iE '^(cache-status|x-cache|x-cache-status|age):' | tr '\n' ' ' || true)
-    log "$name: hit check on /bytes/$size?k=0: ${headers:-no cache header (see origin requests)}"
+    headers=$(curl -ks -D - -o /dev/null --max-time 5 ${BENCH_AE:+-H "Accept-Encoding: $BENCH_AE"} \
+        "${URL[$name]}/$BENCH_PATH/$size?k=0" | tr -d '\r' |
+        grep -iE '^(cache-status|x-cache|x-cache-status|age|content-encoding|content-length):' | tr '\n' ' ' || true)
+    log "$name: hit check on /$BENCH_PATH/$size?k=0: ${headers:-no cache header (see origin requests)}"
 }
 
 # ---- the table -----------------------------------------------------------------------------------------------
@@ -295,10 +355,10 @@ col() { # col SERVER SIZE FIELD -> the median of that field over the runs
 }
 
 table() {
-    local size name rps p99 cpu misses ceiling edge per_cpu
+    local size name rps p99 cpu misses ceiling edge per_cpu wire
     {
-        printf '| size | server | req/s (median) | p99 ms (median) | server CPU | req per CPU-second | vs ceiling | edgecache vs it | origin requests during runs |\n'
-        printf '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
+        printf '| size | server | req/s (median) | p99 ms (median) | server CPU | req per CPU-second | vs ceiling | edgecache vs it | origin requests during runs | bytes per response |\n'
+        printf '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
         for size in $SIZES 1024-tls; do
             ceiling=$(col ceiling "$size" 4)
             edge=$(col edgecache "$size" 4)
@@ -307,12 +367,13 @@ table() {
                 rps=$(col "$name" "$size" 4)
                 p99=$(col "$name" "$size" 5)
                 cpu=$(col "$name" "$size" 6)
+                wire=$(col "$name" "$size" 9)
                 misses=$(awk -F'\t' -v s="$name" -v z="$size" '$1==s && $2==z {m += $7} END {print m + 0}' "$RESULTS/results.tsv")
                 per_cpu=$(awk -v r="$rps" -v c="$cpu" 'BEGIN { if (c > 0) printf "%.0f", r * 100 / c; else print "-" }')
-                printf '| %s | %s | %.0f | %.2f | %s%% | %s | %s | %s | %s |\n' "$size" "$name" "$rps" "$p99" "$cpu" "$per_cpu" \
+                printf '| %s | %s | %.0f | %.2f | %s%% | %s | %s | %s | %s | %s |\n' "$size" "$name" "$rps" "$p99" "$cpu" "$per_cpu" \
                     "$(awk -v a="$rps" -v b="$ceiling" 'BEGIN { if (b > 0 && b != "nan") printf "%.0f%%", 100 * a / b; else print "-" }')" \
                     "$(awk -v a="$edge" -v b="$rps" 'BEGIN { if (b > 0 && a != "nan" && a != "") printf "%.2fx", a / b; else print "-" }')" \
-                    "$misses"
+                    "$misses" "$wire"
             done
         done
     } >"$RESULTS/table.md"
@@ -326,7 +387,7 @@ main() {
     install_tools
     build_edgecache
     [[ $TLS == 1 ]] && make_cert
-    log "results in $RESULTS; DURATION=$DURATION RUNS=$RUNS SIZES='$SIZES' HOT=$HOT CONNS=$CONNS"
+    log "results in $RESULTS; MODE=$MODE DURATION=$DURATION RUNS=$RUNS SIZES='$SIZES' HOT=$HOT CONNS=$CONNS"
     : >"$RESULTS/results.tsv"
     start_origin
 

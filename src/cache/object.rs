@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
+use super::encoded::EncodedVariants;
 use crate::policy::Freshness;
 
 /// One stored variant of one URL.
@@ -16,6 +17,8 @@ pub struct CachedObject {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub freshness: Freshness,
+    /// The body in other content codings, made by the encode step (empty until then).
+    pub encoded: EncodedVariants,
 }
 
 /// Bytes charged for an object beyond its header text and body: the object, its `Arc`, its key's allocation and
@@ -26,10 +29,11 @@ const OVERHEAD_BYTES: usize = 680;
 const HEADER_FIELD_BYTES: usize = 96;
 
 impl CachedObject {
-    /// The bytes this object is charged against `cache.memory`: headers, body and a fixed overhead.
+    /// The bytes this object is charged against `cache.memory`: headers, body, encoded variants and a fixed
+    /// overhead.
     pub fn weight(&self, key_len: usize) -> u32 {
         let headers: usize = self.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + HEADER_FIELD_BYTES).sum();
-        let total = self.body.len() + headers + key_len + OVERHEAD_BYTES;
+        let total = self.body.len() + self.encoded.bytes() + headers + key_len + OVERHEAD_BYTES;
         u32::try_from(total).unwrap_or(u32::MAX)
     }
 

@@ -200,6 +200,19 @@ impl Store {
         self.slots.insert(key, Slot::Object(Arc::new(object)));
     }
 
+    /// Stores `object` again under `key` if the key still holds this very object, so that the store weighs it
+    /// anew (an encoded variant was added to it). Anything that replaced or removed it in between (a purge, a new
+    /// fetch) wins: this never brings an object back.
+    pub fn reweigh(&self, key: &VariantKey, object: &Arc<CachedObject>) {
+        use moka::ops::compute::Op;
+        self.slots.entry_by_ref(key).and_compute_with(|entry| match entry {
+            Some(entry) if matches!(entry.value(), Slot::Object(current) if Arc::ptr_eq(current, object)) => {
+                Op::Put(entry.into_value())
+            }
+            _ => Op::Nop,
+        });
+    }
+
     /// Removes one variant.
     pub fn remove(&self, key: &VariantKey) {
         self.slots.invalidate(key);
@@ -246,7 +259,7 @@ mod tests {
             must_revalidate: false,
             immutable: false,
         };
-        CachedObject { status: StatusCode::OK, headers, body: body.into(), freshness }
+        CachedObject { status: StatusCode::OK, headers, body: body.into(), freshness, encoded: Default::default() }
     }
 
     fn lang(value: &'static str) -> HeaderMap {
@@ -294,6 +307,23 @@ mod tests {
         // And the removed variants' memory is freed, not just unreachable.
         store.run_pending_tasks();
         assert_eq!(store.object_count(), 4, "two records and one variant each");
+    }
+
+    #[test]
+    fn reweigh_charges_encoded_variants_and_never_revives_a_removed_object() {
+        let store = store();
+        let url = PrimaryKey::new("http", "h", &Uri::from_static("/e"));
+        store.insert(&url, &HeaderMap::new(), object("plain", None));
+        let Lookup::Found(key, found) = store.lookup(&url, &HeaderMap::new()) else { panic!("stored") };
+        store.run_pending_tasks();
+        let before = store.weighted_bytes();
+        assert!(found.encoded.set(crate::compress::Coding::Br, vec![0u8; 1000].into()));
+        store.reweigh(&key, &found);
+        store.run_pending_tasks();
+        assert_eq!(store.weighted_bytes(), before + 1000);
+        assert!(store.invalidate_uri(&url));
+        store.reweigh(&key, &found);
+        assert!(matches!(store.lookup(&url, &HeaderMap::new()), Lookup::UriMiss(_)), "a purge wins");
     }
 
     #[test]

@@ -114,6 +114,10 @@ pub struct ClusterFile {
 pub struct CompressionFile {
     pub algorithms: Field<Vec<Spanned<String>>>,
     pub min_size: Field<RawSize>,
+    pub types: Field<Vec<Spanned<String>>>,
+    pub gzip_level: Field<i64>,
+    pub brotli_level: Field<i64>,
+    pub zstd_level: Field<i64>,
 }
 
 /// `[throttle]`.

@@ -214,7 +214,30 @@ fn compression(c: CompressionFile, ck: &mut Checker<'_>) -> CompressionConfig {
             }
         }
     }
-    CompressionConfig { algorithms, min_size: ck.size(&c.min_size, "compression.min_size", 1024, 0) }
+    let defaults = CompressionConfig::defaults();
+    let types = match &c.types {
+        None => defaults.types,
+        Some(list) => {
+            for (i, entry) in list.get_ref().iter().enumerate() {
+                if let Err(reason) = crate::compress::rules::check_type_entry(entry.get_ref()) {
+                    ck.report(entry.span().start, format!("compression.types[{i}]"), reason);
+                }
+            }
+            list.get_ref().iter().map(|e| e.get_ref().trim().to_string()).collect()
+        }
+    };
+    let min_size = ck.size(&c.min_size, "compression.min_size", 1024, 0);
+    let mut level = |field: &Field<i64>, key: &str, min: i64, max: i64, default: u32| {
+        ck.integer(field, key, min, max).and_then(|n| u32::try_from(n).ok()).unwrap_or(default)
+    };
+    CompressionConfig {
+        algorithms,
+        min_size,
+        types,
+        gzip_level: level(&c.gzip_level, "compression.gzip_level", 1, 9, defaults.gzip_level),
+        brotli_level: level(&c.brotli_level, "compression.brotli_level", 0, 11, defaults.brotli_level),
+        zstd_level: level(&c.zstd_level, "compression.zstd_level", 1, 19, defaults.zstd_level),
+    }
 }
 
 fn throttle(t: ThrottleFile, ck: &mut Checker<'_>) -> ThrottleConfig {

@@ -63,6 +63,13 @@ pub async fn run() -> Result<(), StartError> {
     );
     println!("  curl -s  http://{admin}/cluster                          # this node, its pop, every node's health");
     println!("  curl -s  http://{admin}/metrics | grep -E 'edgecache_(upstream_requests_total|peer_up)'");
+    println!(
+        "  curl -s -o /dev/null -D - -H 'Accept-Encoding: gzip, br' http://{edge}/html/65536 | grep -iE 'content-(encoding|length)|etag|cache-status'"
+    );
+    println!(
+        "      # compressed once (detail=encoded), then again: served from the stored br variant (detail=encoded-hit)"
+    );
+    println!("  curl -s  http://{admin}/metrics | grep -E 'edgecache_(requests|compressed_bytes)_total'");
     let _ = tokio::signal::ctrl_c().await;
     println!("stopping");
     for node in nodes {

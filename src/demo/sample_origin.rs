@@ -76,6 +76,14 @@ async fn answer(request: Request<Incoming>, n: u64, filler: Bytes) -> Response<F
             r.headers_mut().insert(header::ETAG, HeaderValue::from_static("\"v1\""));
             r
         }
+        ["html", size] if size.parse::<usize>().is_ok_and(|n| n <= MAX_BYTES) => {
+            let size = size.parse::<usize>().unwrap_or_default();
+            let mut r = with_cc(html_of_size(size), "public, max-age=300", "text/html; charset=utf-8");
+            if let Ok(etag) = HeaderValue::from_str(&format!("\"html-{size}\"")) {
+                r.headers_mut().insert(header::ETAG, etag);
+            }
+            r
+        }
         ["html", ..] => with_cc(html_page(), "public, max-age=60", "text/html; charset=utf-8"),
         ["slow", ms] => {
             let ms = ms.parse::<u64>().unwrap_or(1000).min(30_000);
@@ -92,7 +100,7 @@ async fn answer(request: Request<Incoming>, n: u64, filler: Bytes) -> Response<F
         }
         _ => plain(
             StatusCode::OK,
-            "edgecache sample origin: try /static/a.css, /bytes/1024, /html/, /slow/500, /private, /api/x, /vary\n",
+            "edgecache sample origin: try /static/a.css, /bytes/1024, /html/, /html/65536, /slow/500, /private, /api/x, /vary\n",
         ),
     };
     response.headers_mut().insert("x-origin-requests", HeaderValue::from(n));
@@ -116,4 +124,22 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
 fn html_page() -> Bytes {
     let row = "<tr><td>edgecache</td><td>a caching reverse proxy</td><td>compresses well</td></tr>\n";
     Bytes::from(format!("<!doctype html><html><body><table>\n{}</table></body></html>\n", row.repeat(800)))
+}
+
+/// An HTML page of exactly `size` bytes (a table of varied rows, as compressible as a real page), for the
+/// compression benchmark.
+fn html_of_size(size: usize) -> Bytes {
+    let mut page = String::with_capacity(size + 128);
+    page.push_str("<!doctype html><html><body><table>\n");
+    let mut i = 0u64;
+    while page.len() < size {
+        let hash = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+        page.push_str(&format!(
+            "<tr><td>{i}</td><td>item {hash:x}</td><td class=\"c{}\">cached at the edge</td></tr>\n",
+            i % 7
+        ));
+        i += 1;
+    }
+    page.truncate(size);
+    Bytes::from(page)
 }

@@ -45,6 +45,9 @@ pub struct Metrics {
     pub throttle_client_addresses: IntGauge,
     /// `edgecache_peer_up{peer}`: 1 while a node of this pop or of the parent pop is up as this node sees it.
     pub peer_up: prometheus::IntGaugeVec,
+    /// `edgecache_compressed_bytes_total{encoding, direction}`: bytes fed to an encoder (`in`) and produced by it
+    /// (`out`).
+    pub compressed_bytes: IntCounterVec,
 }
 
 /// A registration failed: a programming error (duplicate or invalid series), reported at start.
@@ -138,6 +141,11 @@ impl Metrics {
             &["peer"],
         )?;
         registry.register(Box::new(peer_up.clone()))?;
+        let compressed_bytes = counter(
+            "edgecache_compressed_bytes_total",
+            "Bytes fed to an encoder (direction=in) and produced by it (direction=out), by content coding.",
+            &["encoding", "direction"],
+        )?;
         Ok(Metrics {
             registry,
             peer_up,
@@ -156,6 +164,7 @@ impl Metrics {
             origin_queue_wait,
             origin_inflight,
             throttle_client_addresses,
+            compressed_bytes,
         })
     }
 

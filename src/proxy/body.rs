@@ -9,6 +9,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::coalesce::SharedBodyReader;
+use crate::compress::CodedBody;
 use crate::throttle::OriginPermit;
 
 /// Errors of a streamed body, boxed as hyper expects.
@@ -25,6 +26,8 @@ pub enum ProxyBody {
     Stream(RecordingBody),
     /// A coalesced fetch's body, read as it streams in (shared with the other requests waiting on that fetch).
     Shared(SharedBodyReader),
+    /// One of the above, encoded or decoded on its way to the client (the encode step).
+    Coded(CodedBody),
 }
 
 impl ProxyBody {
@@ -77,6 +80,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Stream(stream) => Pin::new(stream).poll_frame(cx),
             ProxyBody::Shared(reader) => Pin::new(reader).poll_frame(cx),
+            ProxyBody::Coded(coded) => Pin::new(coded).poll_frame(cx),
         }
     }
 
@@ -85,6 +89,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(bytes) => bytes.is_none(),
             ProxyBody::Stream(stream) => stream.is_end_stream(),
             ProxyBody::Shared(reader) => reader.is_end_stream(),
+            ProxyBody::Coded(coded) => coded.is_end_stream(),
         }
     }
 
@@ -94,6 +99,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(None) => SizeHint::with_exact(0),
             ProxyBody::Stream(stream) => stream.inner.size_hint(),
             ProxyBody::Shared(reader) => reader.size_hint(),
+            ProxyBody::Coded(coded) => coded.size_hint(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The life of a request, read top to bottom:
-//! admit → key → lookup (fresh hit / stale / miss) → fetch from the origin → store if RFC 9111 allows → respond
-//! (`Cache-Status`, `Age`, `Via`) → metrics and log.
+//! admit → key → lookup (fresh hit / stale / miss) → fetch from the origin → store if RFC 9111 allows → encode
+//! (the client's content coding, `pipeline/encode.rs`) → respond (`Cache-Status`, `Age`, `Via`) → metrics and log.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Either, Empty};
 use hyper::body::Incoming;
 
 mod coalesced;
+mod encode;
 mod peering;
 
 use super::body::ProxyBody;
@@ -26,6 +27,7 @@ use super::upstream::{Upstream, UpstreamBody, UpstreamError};
 use crate::cache::{CachedObject, Lookup, PrimaryKey, Store, VariantKey};
 use crate::cluster::Cluster;
 use crate::coalesce::Coalescer;
+use crate::compress::Compression;
 use crate::metrics::Metrics;
 use crate::policy::conditional::{
     Precondition, add_revalidation_headers, evaluate_preconditions, merge_not_modified, not_modified_selects,
@@ -67,6 +69,8 @@ pub struct Proxy {
     cluster: Arc<Cluster>,
     /// Short copies of hot keys this node does not own.
     hot_store: Arc<Store>,
+    /// `[compression]` (the defaults unless `with_compression` gives others).
+    compression: Compression,
 }
 
 impl Proxy {
@@ -90,6 +94,7 @@ impl Proxy {
             coalescing: Coalescer::new(crate::coalesce::DEFAULT_LOCK_TIMEOUT),
             cluster: Arc::new(Cluster::standalone(node_id)),
             hot_store: Arc::new(Store::new(1 << 20, 1 << 20, Box::new(|_| {}))),
+            compression: Compression::default(),
         }
     }
 
@@ -97,6 +102,12 @@ impl Proxy {
     pub fn with_cluster(mut self, cluster: Arc<Cluster>, hot_store: Arc<Store>) -> Proxy {
         self.cluster = cluster;
         self.hot_store = hot_store;
+        self
+    }
+
+    /// The same data plane with these compression settings (`[compression]`).
+    pub fn with_compression(mut self, compression: Compression) -> Proxy {
+        self.compression = compression;
         self
     }
 
@@ -113,16 +124,18 @@ impl Proxy {
     }
 
     /// Answers one client request, start to end.
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>, conn: ClientConn) -> Response<ProxyBody> {
+    pub async fn handle(self: Arc<Self>, mut request: Request<Incoming>, conn: ClientConn) -> Response<ProxyBody> {
         let started = Instant::now();
         let method = request.method().clone();
         let version = request.version();
         let path = tracing::enabled!(target: "access", tracing::Level::DEBUG).then(|| request.uri().path().to_string());
-        let (mut response, status) = self.serve(request, conn).await;
+        let wants = self.negotiate(&mut request, conn);
+        let (response, mut status) = self.serve(request, conn).await;
         if status.detail == Some(peering::PROBE) {
             // A peer's health probe is not traffic: no metrics, no access line.
             return response;
         }
+        let mut response = self.encode(wants, response, &mut status);
         forward::strip_targeted_cache_control(response.headers_mut());
         respond::decorate(response.headers_mut(), &status, &self.node_id, self.via.for_version(version));
 
@@ -490,7 +503,14 @@ impl Proxy {
                 crate::policy::Freshness { received, fresh_for: std::time::Duration::ZERO, ..object.freshness }
             }
         };
-        let refreshed = CachedObject { status: object.status, headers, body: object.body.clone(), freshness };
+        // The body is the same, so are its encoded variants.
+        let refreshed = CachedObject {
+            status: object.status,
+            headers,
+            body: object.body.clone(),
+            freshness,
+            encoded: object.encoded.clone(),
+        };
         if decision.is_ok() {
             self.store.replace(key, refreshed.clone());
         }
@@ -537,7 +557,13 @@ impl Proxy {
             (head.status, head.headers.clone(), parts.headers.clone());
         crate::policy::freshness::remove_unshareable_fields(&mut object_headers);
         let on_complete: super::body::OnComplete = Box::new(move |bytes| {
-            let object = CachedObject { status: object_status, headers: object_headers, body: bytes, freshness };
+            let object = CachedObject {
+                status: object_status,
+                headers: object_headers,
+                body: bytes,
+                freshness,
+                encoded: Default::default(),
+            };
             store.insert(&primary, &request_headers, object);
         });
         (Response::from_parts(head, ProxyBody::recorded(body, limit, expected_len, on_complete)), status)

@@ -28,6 +28,8 @@ pub fn from_cache(object: &CachedObject, method: &Method, now: SystemTime) -> Re
     *response.status_mut() = object.status;
     *response.headers_mut() = object.headers.clone();
     set_age(response.headers_mut(), object, now);
+    // The encode step keeps what it encodes from this body with the object (and serves what it kept).
+    response.extensions_mut().insert(object.encoded.clone());
     response
 }
 

@@ -215,6 +215,24 @@ fn compression_algorithms_are_known_and_unique() {
 }
 
 #[test]
+fn compression_types_and_levels() {
+    let c = ok(ORIGIN).compression;
+    assert_eq!((c.gzip_level, c.brotli_level, c.zstd_level), (6, 5, 3));
+    assert!(c.types.iter().any(|t| t == "text/*"));
+    let c = ok(&format!(
+        "{ORIGIN}[compression]\ntypes = [\"text/html\", \"+json\"]\ngzip_level = 9\nbrotli_level = 0\nzstd_level = 19\n"
+    ))
+    .compression;
+    assert_eq!(c.types, ["text/html", "+json"]);
+    assert_eq!((c.gzip_level, c.brotli_level, c.zstd_level), (9, 0, 19));
+    let errors = errs(&format!("{ORIGIN}[compression]\ntypes = [\"text\"]\nbrotli_level = 12\ngzip_level = 0\n"));
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(errors[0].starts_with("t.toml:4: compression.types[0]: expected"), "{}", errors[0]);
+    assert!(errors.iter().any(|e| e.starts_with("t.toml:5: compression.brotli_level: must be between 0 and 11")));
+    assert!(errors.iter().any(|e| e.starts_with("t.toml:6: compression.gzip_level: must be")), "{errors:#?}");
+}
+
+#[test]
 fn throttle_queue_timeout_exemption_and_trusted_proxies() {
     let c = ok(ORIGIN);
     assert_eq!(c.throttle.origin_queue_timeout, std::time::Duration::from_secs(2));

@@ -412,8 +412,14 @@ impl Proxy {
         }));
         let Some(freshness) = self.pump(body, &shared_body, &guard, freshness).await else { return };
         if expected_len.is_none_or(|n| n == shared_body.len()) {
-            let object =
-                CachedObject { status: head.status, headers: head.headers, body: shared_body.concat(), freshness };
+            let body = shared_body.concat();
+            let object = CachedObject {
+                status: head.status,
+                headers: head.headers,
+                body,
+                freshness,
+                encoded: Default::default(),
+            };
             self.store.insert(&primary, &parts.headers, object);
         }
         // Stored first, then finished and out of the table: a request arriving now finds the object or this body.

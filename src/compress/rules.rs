@@ -1,0 +1,167 @@
+//! What is compressed: responses of a compressible media type (`compression.types`), at least
+//! `compression.min_size` long, that are a whole `200` and that neither side marked `no-transform`. Whether the
+//! body is already encoded, and whether the request asked for ranges, is the encode step's business.
+
+use http::header::{CACHE_CONTROL, CONTENT_RANGE, CONTENT_TYPE};
+use http::{HeaderMap, StatusCode};
+
+/// The default `compression.types`: text, the structured-text formats of the web, SVG, wasm and the font formats
+/// that are not compressed already. `type/*` matches a whole type, `+suffix` any `type/x+suffix`.
+pub const DEFAULT_TYPES: &[&str] = &[
+    "text/*",
+    "application/javascript",
+    "application/x-javascript",
+    "application/ecmascript",
+    "application/json",
+    "application/xml",
+    "application/wasm",
+    "application/manifest+json",
+    "application/x-font-ttf",
+    "application/vnd.ms-fontobject",
+    "font/ttf",
+    "font/otf",
+    "image/svg+xml",
+    "image/x-icon",
+    "image/vnd.microsoft.icon",
+    "+json",
+    "+xml",
+];
+
+/// Media types that are never compressed whatever `compression.types` says: an event stream must reach the client
+/// event by event, and a compressor holds bytes back until it has enough of them.
+const NEVER: &[&str] = &["text/event-stream"];
+
+/// One `compression.types` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pattern {
+    /// `text/html`.
+    Exact(String),
+    /// `text/*`: the type, with its slash.
+    Type(String),
+    /// `+json`.
+    Suffix(String),
+}
+
+/// The media types to compress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaTypes(Vec<Pattern>);
+
+impl MediaTypes {
+    /// From `compression.types` entries (validated: `type/subtype`, `type/*` or `+suffix`), case-insensitive.
+    pub fn new<S: AsRef<str>>(entries: &[S]) -> MediaTypes {
+        let patterns = entries
+            .iter()
+            .map(|e| e.as_ref().trim().to_ascii_lowercase())
+            .map(|e| {
+                if e.starts_with('+') {
+                    Pattern::Suffix(e)
+                } else if let Some(ty) = e.strip_suffix('*') {
+                    Pattern::Type(ty.to_string())
+                } else {
+                    Pattern::Exact(e)
+                }
+            })
+            .collect();
+        MediaTypes(patterns)
+    }
+
+    /// Whether a `Content-Type` value names a type to compress (parameters such as `charset` are ignored).
+    pub fn matches(&self, content_type: &str) -> bool {
+        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        if essence.is_empty() || NEVER.contains(&essence.as_str()) {
+            return false;
+        }
+        self.0.iter().any(|p| match p {
+            Pattern::Exact(e) => *e == essence,
+            Pattern::Type(t) => essence.starts_with(t.as_str()),
+            Pattern::Suffix(s) => essence.contains('/') && essence.ends_with(s.as_str()),
+        })
+    }
+}
+
+/// Whether a `compression.types` entry is well formed; the reason when it is not.
+pub fn check_type_entry(entry: &str) -> Result<(), &'static str> {
+    let e = entry.trim();
+    let token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b));
+    if let Some(suffix) = e.strip_prefix('+') {
+        return if token(suffix) { Ok(()) } else { Err("a suffix entry is \"+\" and a token, e.g. \"+json\"") };
+    }
+    match e.split_once('/') {
+        Some((ty, "*")) if token(ty) => Ok(()),
+        Some((ty, sub)) if token(ty) && token(sub) => Ok(()),
+        _ => Err("expected \"type/subtype\", \"type/*\" or \"+suffix\""),
+    }
+}
+
+/// Whether `Cache-Control` on a request or response carries `no-transform` (RFC 9111 §5.2.1.6, §5.2.2.6).
+pub fn no_transform(headers: &HeaderMap) -> bool {
+    headers.get_all(CACHE_CONTROL).iter().any(|value| {
+        String::from_utf8_lossy(value.as_bytes())
+            .split(',')
+            .any(|d| d.split('=').next().unwrap_or_default().trim().eq_ignore_ascii_case("no-transform"))
+    })
+}
+
+/// Whether a response may be compressed: a whole `200` of a type in `types`, at least `min_size` long when its
+/// length is known (an unknown length is compressed), not `no-transform`.
+pub fn compressible(
+    types: &MediaTypes,
+    min_size: u64,
+    status: StatusCode,
+    headers: &HeaderMap,
+    len: Option<u64>,
+) -> bool {
+    status == StatusCode::OK
+        && !headers.contains_key(CONTENT_RANGE)
+        && len.is_none_or(|n| n >= min_size)
+        && headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| types.matches(t))
+        && !no_transform(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn default_types() {
+        let types = MediaTypes::new(DEFAULT_TYPES);
+        for t in [
+            "text/html; charset=utf-8",
+            "TEXT/CSS",
+            "application/json",
+            "application/problem+json",
+            "image/svg+xml",
+            "application/wasm",
+            "application/rss+xml",
+        ] {
+            assert!(types.matches(t), "{t}");
+        }
+        for t in ["image/png", "application/octet-stream", "video/mp4", "text/event-stream", "", "application/zip"] {
+            assert!(!types.matches(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn type_entries_are_checked() {
+        assert!(check_type_entry("text/*").is_ok());
+        assert!(check_type_entry("application/vnd.api+json").is_ok());
+        assert!(check_type_entry("+xml").is_ok());
+        assert!(check_type_entry("text").is_err());
+        assert!(check_type_entry("*/*").is_err());
+        assert!(check_type_entry("+").is_err());
+    }
+
+    #[test]
+    fn no_transform_and_sizes() {
+        let types = MediaTypes::new(DEFAULT_TYPES);
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert!(compressible(&types, 10, StatusCode::OK, &h, Some(10)));
+        assert!(compressible(&types, 10, StatusCode::OK, &h, None));
+        assert!(!compressible(&types, 10, StatusCode::OK, &h, Some(9)));
+        assert!(!compressible(&types, 10, StatusCode::NOT_FOUND, &h, Some(100)));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=60, No-Transform"));
+        assert!(!compressible(&types, 10, StatusCode::OK, &h, Some(100)));
+    }
+}
