@@ -92,7 +92,8 @@ pub async fn start(config: Config) -> Result<NodeHandle, StartError> {
     let proxy = Arc::new(
         Proxy::new(&config.node.id, store.clone(), upstream, origin, metrics.clone())
             .with_lock_timeout(config.cache.lock_timeout)
-            .with_throttle(throttle),
+            .with_throttle(throttle)
+            .with_access_log(config.log.access),
     );
     let tls = if config.server.tls_listen.is_empty() {
         None

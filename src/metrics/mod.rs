@@ -1,6 +1,8 @@
 //! The Prometheus registry of one node. Every series carries the `node` and `pop` labels; the names are the ones
 //! fixed in the public interface. Parts record into the handles here; `/metrics` renders the text exposition.
 
+pub mod delivery;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
@@ -43,6 +45,8 @@ pub struct Metrics {
     pub origin_inflight: IntGauge,
     /// `edgecache_throttle_client_addresses`: client addresses with a token bucket (after the last sweep).
     pub throttle_client_addresses: IntGauge,
+    /// Bytes served by source, stored object sizes, freshness left at hits, build info.
+    pub delivery: delivery::Delivery,
 }
 
 /// A registration failed: a programming error (duplicate or invalid series), reported at start.
@@ -128,7 +132,9 @@ impl Metrics {
             "edgecache_throttle_client_addresses",
             "Client addresses holding a token bucket, as of the last sweep.",
         )?;
+        let delivery = delivery::Delivery::register(&registry)?;
         Ok(Metrics {
+            delivery,
             registry,
             requests,
             request_duration,

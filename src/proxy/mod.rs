@@ -9,6 +9,7 @@ pub mod listener;
 pub mod pipeline;
 pub mod range;
 pub mod respond;
+pub mod served;
 mod throttled;
 pub mod upstream;
 

@@ -11,6 +11,7 @@ use http::uri::{Authority, Scheme};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, request};
 use http_body_util::{BodyExt, Either, Empty};
 use hyper::body::Incoming;
+use tracing::Instrument;
 
 mod coalesced;
 
@@ -20,11 +21,13 @@ use super::head_update;
 use super::invalidate::{self, InvalidationTarget};
 use super::range::{self, RangeAnswer};
 use super::respond;
+use super::served::{self, AccessRecord, ServedBody, UpstreamTiming};
 use super::throttled::{ClientStage, client_throttled, holding, may_stand_in_when_busy, origin_busy};
 use super::upstream::{Upstream, UpstreamBody, UpstreamError};
 use crate::cache::{CachedObject, Lookup, PrimaryKey, Store, VariantKey};
 use crate::coalesce::Coalescer;
 use crate::metrics::Metrics;
+use crate::metrics::delivery::Source;
 use crate::policy::conditional::{
     Precondition, add_revalidation_headers, evaluate_preconditions, merge_not_modified, not_modified_selects,
 };
@@ -61,6 +64,8 @@ pub struct Proxy {
     coalescing: Coalescer,
     /// Client token buckets and the origin budget (unlimited unless `with_throttle` gives limits).
     throttle: Arc<Throttle>,
+    /// `log.access`: write an access line per request at INFO (else at DEBUG, when the filter lets it through).
+    access_log: bool,
 }
 
 impl Proxy {
@@ -82,7 +87,14 @@ impl Proxy {
             metrics,
             refreshing: Mutex::new(HashSet::new()),
             coalescing: Coalescer::new(crate::coalesce::DEFAULT_LOCK_TIMEOUT),
+            access_log: false,
         }
+    }
+
+    /// Writes an access line per request at INFO level (`log.access = true`).
+    pub fn with_access_log(mut self, on: bool) -> Proxy {
+        self.access_log = on;
+        self
     }
 
     /// Sets how long a request waits on another request's fetch before it goes to the origin itself.
@@ -98,12 +110,15 @@ impl Proxy {
     }
 
     /// Answers one client request, start to end.
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>, conn: ClientConn) -> Response<ProxyBody> {
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>, conn: ClientConn) -> Response<ServedBody> {
         let started = Instant::now();
         let method = request.method().clone();
         let version = request.version();
-        let path = tracing::enabled!(target: "access", tracing::Level::DEBUG).then(|| request.uri().path().to_string());
-        let (mut response, status) = self.serve(request, conn).await;
+        let access = served::access_enabled(self.access_log).then(|| access_fields(&request));
+        let span = tracing::debug_span!("request", node = %self.node_id, client = %conn.peer, %method,
+            path = request.uri().path());
+        let timing = Arc::new(UpstreamTiming::default());
+        let (mut response, status) = timing.clone().scope(self.serve(request, conn)).instrument(span).await;
         forward::strip_targeted_cache_control(response.headers_mut());
         respond::decorate(response.headers_mut(), &status, &self.node_id, self.via.for_version(version));
 
@@ -111,13 +126,38 @@ impl Proxy {
         let code = response.status();
         self.metrics.requests.with_label_values(&[outcome, method.as_str(), code.as_str()]).inc();
         self.metrics.request_duration.with_label_values(&[outcome]).observe(started.elapsed().as_secs_f64());
-        if let Some(path) = path {
-            tracing::debug!(
-                target: "access", client = %conn.peer, %method, path, code = code.as_u16(), cache = outcome,
-                micros = started.elapsed().as_micros() as u64, "request"
-            );
+        if status.hit
+            && !status.stale
+            && status.forward.is_none()
+            && let Some(ttl) = status.ttl
+        {
+            self.metrics.delivery.hit_ttl.observe(ttl.max(0) as f64);
         }
-        response
+        let source = if status.hit {
+            Source::Cache
+        } else if status.forward_status.is_some() && !status.error {
+            Source::Upstream
+        } else {
+            Source::Generated
+        };
+        let record = access.map(|(host, uri, user_agent)| {
+            Box::new(AccessRecord {
+                node: self.node_id.clone(),
+                client: conn.peer,
+                method,
+                version,
+                host,
+                uri,
+                code,
+                cache: outcome,
+                cache_status: status.entry(&self.node_id).to_string(),
+                user_agent,
+                upstream: timing.get(),
+                info: self.access_log,
+            })
+        });
+        let counter = self.metrics.delivery.served(source).clone();
+        response.map(|body| ServedBody::new(body, started, counter, record))
     }
 
     async fn serve(
@@ -497,13 +537,16 @@ impl Proxy {
         }
         status.stored = true;
         status.ttl = Some(freshness.ttl_secs(received));
-        let store = self.store.clone();
+        let (store, metrics) = (self.store.clone(), self.metrics.clone());
         let (object_status, mut object_headers, request_headers) =
             (head.status, head.headers.clone(), parts.headers.clone());
         crate::policy::freshness::remove_unshareable_fields(&mut object_headers);
         let on_complete: super::body::OnComplete = Box::new(move |bytes| {
             let object = CachedObject { status: object_status, headers: object_headers, body: bytes, freshness };
-            store.insert(&primary, &request_headers, object);
+            let len = object.body.len();
+            if store.insert(&primary, &request_headers, object) {
+                metrics.delivery.stored(len);
+            }
         });
         (Response::from_parts(head, ProxyBody::recorded(body, limit, expected_len, on_complete)), status)
     }
@@ -590,13 +633,16 @@ impl Proxy {
     /// Sends a request to the origin, counting it.
     async fn fetch(&self, request: Request<UpstreamBody>) -> Result<Response<Incoming>, UpstreamError> {
         let started = Instant::now();
-        let result = self.upstream.send(request).await;
+        let span = tracing::debug_span!("fetch", upstream = "origin", uri = %request.uri());
+        let result = self.upstream.send(request).instrument(span).await;
         let code = match &result {
             Ok(response) => response.status().as_str().to_string(),
             Err(_) => "0".to_string(),
         };
+        let elapsed = started.elapsed();
         self.metrics.upstream_requests.with_label_values(&["origin", &code]).inc();
-        self.metrics.upstream_duration.with_label_values(&["origin"]).observe(started.elapsed().as_secs_f64());
+        self.metrics.upstream_duration.with_label_values(&["origin"]).observe(elapsed.as_secs_f64());
+        served::note_upstream("origin", elapsed);
         result
     }
 
@@ -611,6 +657,14 @@ impl Proxy {
 fn may_serve_stale_on_error(object: &CachedObject, now: SystemTime) -> bool {
     let f = &object.freshness;
     !f.must_revalidate && !f.stale_if_error.is_zero() && f.staleness(now) <= f.stale_if_error
+}
+
+/// What the access line needs from the request: host, path and query, user agent.
+fn access_fields<B>(request: &Request<B>) -> (String, String, String) {
+    let host = request_host(request).unwrap_or("-").to_string();
+    let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_string();
+    let user_agent = request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("-");
+    (host, target, user_agent.to_string())
 }
 
 /// Whether a request is a GET with `Range` (the only method ranges apply to, RFC 9110 §14.2).
