@@ -133,6 +133,13 @@ impl Metrics {
             "Client addresses holding a token bucket, as of the last sweep.",
         )?;
         let delivery = delivery::Delivery::register(&registry)?;
+        // Known label values start at 0, so that dashboards and rules see the series before the first event.
+        for scope in ["client", "origin"] {
+            throttled.with_label_values(&[scope]);
+        }
+        for reason in ["size", "expired", "replaced", "explicit"] {
+            cache_evictions.with_label_values(&[reason]);
+        }
         Ok(Metrics {
             delivery,
             registry,
