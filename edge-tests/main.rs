@@ -14,6 +14,7 @@ mod conformance_ranges;
 mod conformance_request;
 mod conformance_revalidation;
 mod conformance_vary;
+mod dashboards;
 mod lifecycle;
 mod observability;
 mod proxying;
