@@ -25,6 +25,8 @@ const PENDING: &[(&str, &str)] = &[
     ("edgecache_purges_total", "purge"),
     ("edgecache_purge_duration_seconds", "purge"),
     ("edgecache_purge_unconfirmed_total", "purge"),
+    ("edgecache_purge_log_entries", "purge"),
+    ("edgecache_purge_tag_index_entries", "purge"),
     ("edgecache_compressed_bytes_total", "compress"),
 ];
 

@@ -358,6 +358,11 @@ def cluster():
                  "reason=explicit), per node.",
                  targets((rate("edgecache_cache_evictions_total", 'reason="explicit"', by="node"), "{{node}}")),
                  "short"), 12, 8)
+    L.add(series("Purge log and tag index", "Purges held in each node's purge log (what a returning node catches up "
+                 "from) and (tag, object) pairs in its tag index: both must stay bounded.",
+                 targets((f"sum by (node) (edgecache_purge_log_entries{S})", "{{node}} log"),
+                         (f"sum by (node) (edgecache_purge_tag_index_entries{S})", "{{node}} tag index")), "short"),
+          12, 8)
     L.add(series("Hit ratio around purges", "Hit ratio per PoP: a purge of everything shows as a dip that refills.",
                  targets((f'sum by (pop) (rate(edgecache_requests_total{S_HIT}[{RI}]))'
                           f' / sum by (pop) (rate(edgecache_requests_total{S_CACHEABLE}[{RI}]))',
