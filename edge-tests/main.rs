@@ -15,6 +15,7 @@ mod conformance_request;
 mod conformance_revalidation;
 mod conformance_vary;
 mod dashboards;
+mod deploy_configs;
 mod lifecycle;
 mod observability;
 mod proxying;
