@@ -70,6 +70,8 @@ async fn delivery_series_count_bytes_by_source_stored_sizes_and_ttl_left() {
             assert_eq!(ttl("bucket", &[("le", "60")]), Some(0.0), "{metrics}");
             let info = sample(&metrics, "edgecache_build_info", &with(&[("version", env!("CARGO_PKG_VERSION"))]));
             assert_eq!(info, Some(1.0), "{metrics}");
+            let capacity = sample(&metrics, "edgecache_cache_capacity_bytes", &node_labels);
+            assert_eq!(capacity, Some(256.0 * 1024.0 * 1024.0), "cache.memory\n{metrics}");
             let started = sample(&metrics, "edgecache_start_time_seconds", &node_labels);
             assert!(started.is_some_and(|t| t > 1e9), "{metrics}");
             break;

@@ -75,6 +75,7 @@ impl NodeHandle {
 pub async fn start(config: Config) -> Result<NodeHandle, StartError> {
     let pop = config.node.pop.clone().unwrap_or_else(|| "standalone".to_string());
     let metrics = Arc::new(Metrics::new(&config.node.id, &pop)?);
+    metrics.delivery.cache_capacity.set(i64::try_from(config.cache.memory).unwrap_or(i64::MAX));
     let evictions = metrics.cache_evictions.clone();
     let store = Arc::new(Store::new(
         config.cache.memory,

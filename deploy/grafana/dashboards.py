@@ -275,8 +275,10 @@ def nodes():
                  targets((rate("edgecache_tls_handshake_errors_total", by="node"), "{{node}}")), "short"), 8, 8)
 
     L.row("Cache contents")
-    L.add(series("Cache memory", "Bytes held by each node's cache, against cache.memory.",
-                 targets((f"sum by (node) (edgecache_cache_bytes{S})", "{{node}}")), "bytes"), 8, 8)
+    L.add(series("Cache fill", "Bytes held by each node's cache over its limit (cache.memory): a full cache "
+                 "evicts (reason=size) to admit new objects.",
+                 targets((f"sum by (node) (edgecache_cache_bytes{S}) / sum by (node) (edgecache_cache_capacity_bytes{S})",
+                          "{{node}}")), "percentunit", minimum=0), 8, 8)
     L.add(series("Cached objects", "Objects held by each node's cache.",
                  targets((f"sum by (node) (edgecache_cache_objects{S})", "{{node}}")), "short"), 8, 8)
     L.add(series("Evictions/s by reason", "Objects leaving the cache: size (memory full), expired, replaced (a "

@@ -61,6 +61,8 @@ pub struct Delivery {
     pub object_size: Histogram,
     /// `edgecache_hit_ttl_seconds`: freshness left when a fresh hit is served.
     pub hit_ttl: Histogram,
+    /// `edgecache_cache_capacity_bytes`: `cache.memory`, the most `edgecache_cache_bytes` may reach.
+    pub cache_capacity: prometheus::IntGauge,
 }
 
 impl Delivery {
@@ -98,7 +100,11 @@ impl Delivery {
         registry.register(Box::new(started.clone()))?;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         started.set(now.as_secs_f64());
+        let cache_capacity =
+            prometheus::IntGauge::new("edgecache_cache_capacity_bytes", "The cache's size limit (cache.memory).")?;
+        registry.register(Box::new(cache_capacity.clone()))?;
         Ok(Delivery {
+            cache_capacity,
             served_cache: served.with_label_values(&[Source::Cache.as_str()]),
             served_upstream: served.with_label_values(&[Source::Upstream.as_str()]),
             served_generated: served.with_label_values(&[Source::Generated.as_str()]),
