@@ -166,10 +166,10 @@ fn write_access_line(r: &AccessRecord, total: Duration, ttfb: Duration, bytes: u
         ($level:expr) => {
             tracing::event!(
                 target: "access", $level,
-                node = %r.node, client = %r.client, method = %r.method, host = %r.host, uri = %r.uri,
-                version = ?r.version, code = r.code.as_u16(), cache = r.cache, cache_status = %r.cache_status,
-                upstream, upstream_us, ttfb_us = micros(ttfb), total_us = micros(total), bytes,
-                complete, user_agent = %r.user_agent, "access"
+                node = %r.node, client = %r.client, method = %r.method, host = r.host.as_str(),
+                uri = r.uri.as_str(), version = ?r.version, code = r.code.as_u16(), cache = r.cache,
+                cache_status = r.cache_status.as_str(), upstream, upstream_us, ttfb_us = micros(ttfb),
+                total_us = micros(total), bytes, complete, user_agent = r.user_agent.as_str(), "access"
             )
         };
     }
