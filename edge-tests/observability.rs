@@ -162,3 +162,28 @@ async fn with_log_access_false_no_access_line_is_written_at_the_default_level() 
     let lines = access_lines(&origin, "[log]\naccess = false", &["/a", "/a"]).await;
     assert!(lines.is_empty(), "{lines:#?}");
 }
+
+#[test]
+fn log_access_is_a_checked_config_key_shown_in_the_effective_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |text: &str| {
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, text).expect("write config");
+        let output = Command::new(env!("CARGO_BIN_EXE_edgecache")).arg("check").arg("--config").arg(&path).output();
+        let output = output.expect("run edgecache check");
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).to_string(), {
+            String::from_utf8_lossy(&output.stderr).to_string()
+        })
+    };
+    let origin = "[origin]\nurl = \"http://127.0.0.1:9000\"\n";
+    let (code, stdout, stderr) = run(&format!("{origin}[log]\naccess = true\n"));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("[log]\naccess = true"), "{stdout}");
+    let (code, stdout, _) = run(origin);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("[log]\naccess = false"), "off by default: {stdout}");
+    let (code, _, stderr) = run(&format!("{origin}[log]\naccess = \"yes\"\nformat = \"json\"\n"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains(":4: log.access: "), "{stderr}");
+    assert!(stderr.contains(":5: log.format: "), "unknown keys are errors: {stderr}");
+}
