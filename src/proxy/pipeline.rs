@@ -21,13 +21,12 @@ use super::head_update;
 use super::invalidate::{self, InvalidationTarget};
 use super::range::{self, RangeAnswer};
 use super::respond;
-use super::served::{self, AccessRecord, ServedBody, UpstreamTiming};
+use super::served::{self, Observed, ServedBody};
 use super::throttled::{ClientStage, client_throttled, holding, may_stand_in_when_busy, origin_busy};
 use super::upstream::{Upstream, UpstreamBody, UpstreamError};
 use crate::cache::{CachedObject, Lookup, PrimaryKey, Store, VariantKey};
 use crate::coalesce::Coalescer;
 use crate::metrics::Metrics;
-use crate::metrics::delivery::Source;
 use crate::policy::conditional::{
     Precondition, add_revalidation_headers, evaluate_preconditions, merge_not_modified, not_modified_selects,
 };
@@ -114,11 +113,8 @@ impl Proxy {
         let started = Instant::now();
         let method = request.method().clone();
         let version = request.version();
-        let access = served::access_enabled(self.access_log).then(|| access_fields(&request));
-        let span = tracing::debug_span!("request", node = %self.node_id, client = %conn.peer, %method,
-            path = request.uri().path());
-        let timing = Arc::new(UpstreamTiming::default());
-        let (mut response, status) = timing.clone().scope(self.serve(request, conn)).instrument(span).await;
+        let observed = Observed::start(&request, conn.peer, &self.node_id, self.access_log);
+        let (mut response, status) = observed.around(self.serve(request, conn)).await;
         forward::strip_targeted_cache_control(response.headers_mut());
         respond::decorate(response.headers_mut(), &status, &self.node_id, self.via.for_version(version));
 
@@ -126,38 +122,7 @@ impl Proxy {
         let code = response.status();
         self.metrics.requests.with_label_values(&[outcome, method.as_str(), code.as_str()]).inc();
         self.metrics.request_duration.with_label_values(&[outcome]).observe(started.elapsed().as_secs_f64());
-        if status.hit
-            && !status.stale
-            && status.forward.is_none()
-            && let Some(ttl) = status.ttl
-        {
-            self.metrics.delivery.hit_ttl.observe(ttl.max(0) as f64);
-        }
-        let source = if status.hit {
-            Source::Cache
-        } else if status.forward_status.is_some() && !status.error {
-            Source::Upstream
-        } else {
-            Source::Generated
-        };
-        let record = access.map(|(host, uri, user_agent)| {
-            Box::new(AccessRecord {
-                node: self.node_id.clone(),
-                client: conn.peer,
-                method,
-                version,
-                host,
-                uri,
-                code,
-                cache: outcome,
-                cache_status: status.entry(&self.node_id).to_string(),
-                user_agent,
-                upstream: timing.get(),
-                info: self.access_log,
-            })
-        });
-        let counter = self.metrics.delivery.served(source).clone();
-        response.map(|body| ServedBody::new(body, started, counter, record))
+        observed.finish(response, &status, &self.node_id, &self.metrics)
     }
 
     async fn serve(
@@ -659,14 +624,6 @@ fn may_serve_stale_on_error(object: &CachedObject, now: SystemTime) -> bool {
     !f.must_revalidate && !f.stale_if_error.is_zero() && f.staleness(now) <= f.stale_if_error
 }
 
-/// What the access line needs from the request: host, path and query, user agent.
-fn access_fields<B>(request: &Request<B>) -> (String, String, String) {
-    let host = request_host(request).unwrap_or("-").to_string();
-    let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_string();
-    let user_agent = request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("-");
-    (host, target, user_agent.to_string())
-}
-
 /// Whether a request is a GET with `Range` (the only method ranges apply to, RFC 9110 §14.2).
 fn asks_for_ranges(parts: &request::Parts) -> bool {
     parts.method == Method::GET && parts.headers.contains_key(header::RANGE)
@@ -677,7 +634,7 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// The host a request addresses: the URI's authority (HTTP/2, absolute-form) or the `Host` field.
-fn request_host<B>(request: &Request<B>) -> Option<&str> {
+pub(super) fn request_host<B>(request: &Request<B>) -> Option<&str> {
     if let Some(authority) = request.uri().authority() {
         return Some(authority.as_str());
     }

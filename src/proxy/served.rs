@@ -12,11 +12,15 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Method, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version, header};
 use http_body::{Body, Frame, SizeHint};
 use prometheus::IntCounter;
+use tracing::Instrument;
 
 use super::body::{BoxError, ProxyBody};
+use crate::metrics::Metrics;
+use crate::metrics::delivery::Source;
+use crate::policy::CacheStatus;
 
 tokio::task_local! {
     static UPSTREAM: Arc<UpstreamTiming>;
@@ -70,6 +74,94 @@ pub fn note_upstream(kind: &str, elapsed: Duration) {
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX - 1);
         timing.micros_plus_one.store(micros.saturating_add(1), Ordering::Relaxed);
     });
+}
+
+/// A request being served, as observed: when it started, its span, its upstream timing, and (when the access line
+/// will be written) what the line needs from the request, taken before the pipeline consumes it.
+pub struct Observed {
+    started: Instant,
+    client: SocketAddr,
+    method: Method,
+    version: Version,
+    /// Host, path and query, user agent.
+    access: Option<(String, String, String)>,
+    info: bool,
+    timing: Arc<UpstreamTiming>,
+    span: tracing::Span,
+}
+
+impl Observed {
+    /// Starts observing `request` from `client` at `node`; `access_log` is `log.access`.
+    pub fn start<B>(request: &Request<B>, client: SocketAddr, node: &str, access_log: bool) -> Observed {
+        let access = access_enabled(access_log).then(|| {
+            let host = super::pipeline::request_host(request).unwrap_or("-").to_string();
+            let uri = request.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_string();
+            let agent = request.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            (host, uri, agent.to_string())
+        });
+        let method = request.method().clone();
+        let span =
+            tracing::debug_span!("request", node, client = %client, method = %method, path = request.uri().path());
+        Observed {
+            started: Instant::now(),
+            client,
+            method,
+            version: request.version(),
+            access,
+            info: access_log,
+            timing: Arc::new(UpstreamTiming::default()),
+            span,
+        }
+    }
+
+    /// Runs the pipeline's `future` in the request's span, with its upstream timing in scope.
+    pub async fn around<F: Future>(&self, future: F) -> F::Output {
+        self.timing.clone().scope(future).instrument(self.span.clone()).await
+    }
+
+    /// Records what the outcome says (freshness left at a hit) and wraps the body, which counts its bytes by
+    /// source and writes the access line when it has been sent.
+    pub fn finish(
+        self,
+        response: Response<ProxyBody>,
+        status: &CacheStatus,
+        node: &Arc<str>,
+        metrics: &Metrics,
+    ) -> Response<ServedBody> {
+        if status.hit
+            && !status.stale
+            && status.forward.is_none()
+            && let Some(ttl) = status.ttl
+        {
+            metrics.delivery.hit_ttl.observe(ttl.max(0) as f64);
+        }
+        let source = if status.hit {
+            Source::Cache
+        } else if status.forward_status.is_some() && !status.error {
+            Source::Upstream
+        } else {
+            Source::Generated
+        };
+        let record = self.access.map(|(host, uri, user_agent)| {
+            Box::new(AccessRecord {
+                node: node.clone(),
+                client: self.client,
+                method: self.method,
+                version: self.version,
+                host,
+                uri,
+                code: response.status(),
+                cache: status.outcome().as_str(),
+                cache_status: status.entry(node).to_string(),
+                user_agent,
+                upstream: self.timing.get(),
+                info: self.info,
+            })
+        });
+        let counter = metrics.delivery.served(source).clone();
+        let started = self.started;
+        response.map(|body| ServedBody::new(body, started, counter, record))
+    }
 }
 
 /// One access log line, filled in by the pipeline and completed when the body ends.
