@@ -29,6 +29,7 @@ fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 async fn delivery_series_count_bytes_by_source_stored_sizes_and_ttl_left() {
     let origin = TestOrigin::start(|seen, _| match seen.path_and_query.as_str() {
         "/private" => Reply::ok("p".repeat(300), &[("cache-control", "private")]),
+        "/slow" => Reply::ok("s".repeat(500), &[("cache-control", "max-age=300")]).delayed(Duration::from_millis(500)),
         _ => Reply::ok("x".repeat(1000), &[("cache-control", "max-age=300")]),
     })
     .await;
@@ -37,6 +38,11 @@ async fn delivery_series_count_bytes_by_source_stored_sizes_and_ttl_left() {
     for path in ["/a", "/a", "/a", "/private"] {
         let body = http.get(node.url(path)).send().await.expect("request").bytes().await.expect("body");
         assert!(!body.is_empty());
+    }
+    // One fetch for three requests at once: the leader's bytes are its own fetch's, the waiters' are coalesced.
+    let together = (0..3).map(|_| async { http.get(node.url("/slow")).send().await?.bytes().await });
+    for body in futures_util::future::join_all(together).await {
+        assert_eq!(body.expect("coalesced answer").len(), 500);
     }
     let missing = http.get(node.url("/nowhere")).header("cache-control", "only-if-cached").send().await;
     let missing = missing.expect("request");
@@ -52,21 +58,26 @@ async fn delivery_series_count_bytes_by_source_stored_sizes_and_ttl_left() {
         let served = |source: &'static str| {
             sample(&metrics, "edgecache_served_bytes_total", &with(&[("source", source)])).unwrap_or(0.0)
         };
-        let settled = served("cache") == 2000.0 && served("upstream") == 1300.0 && served("generated") > 0.0;
+        let settled = served("cache") + served("coalesced") == 3000.0
+            && served("upstream") == 1800.0
+            && served("generated") > 0.0;
         if settled || Instant::now() > deadline {
-            assert_eq!(served("cache"), 2000.0, "two hits of 1000 bytes\n{metrics}");
-            assert_eq!(served("upstream"), 1300.0, "a miss of 1000 bytes and a private answer of 300\n{metrics}");
+            assert_eq!(served("upstream"), 1800.0, "misses of 1000 and 500 bytes, a private answer of 300\n{metrics}");
+            // Two hits of 1000 bytes, and two waiters of 500 (a waiter that came late gets a hit instead).
+            assert_eq!(served("cache") + served("coalesced"), 3000.0, "{metrics}");
+            assert!(served("coalesced") >= 500.0, "{metrics}");
             assert!(served("generated") > 0.0, "the 504 page\n{metrics}");
             let size =
                 |suffix: &str, extra| sample(&metrics, &format!("edgecache_object_size_bytes_{suffix}"), &with(extra));
-            assert_eq!(size("count", &[]), Some(1.0), "one object stored\n{metrics}");
-            assert_eq!(size("sum", &[]), Some(1000.0), "{metrics}");
-            assert_eq!(size("bucket", &[("le", "1024")]), Some(1.0), "{metrics}");
+            assert_eq!(size("count", &[]), Some(2.0), "two objects stored\n{metrics}");
+            assert_eq!(size("sum", &[]), Some(1500.0), "{metrics}");
+            assert_eq!(size("bucket", &[("le", "1024")]), Some(2.0), "{metrics}");
             assert_eq!(size("bucket", &[("le", "256")]), Some(0.0), "{metrics}");
             let ttl =
                 |suffix: &str, extra| sample(&metrics, &format!("edgecache_hit_ttl_seconds_{suffix}"), &with(extra));
-            assert_eq!(ttl("count", &[]), Some(2.0), "{metrics}");
-            assert_eq!(ttl("bucket", &[("le", "300")]), Some(2.0), "about 300 s left at both hits\n{metrics}");
+            let hits = 2.0 + (1000.0 - served("coalesced")) / 500.0;
+            assert_eq!(ttl("count", &[]), Some(hits), "{metrics}");
+            assert_eq!(ttl("bucket", &[("le", "300")]), Some(hits), "about 300 s left at every hit\n{metrics}");
             assert_eq!(ttl("bucket", &[("le", "60")]), Some(0.0), "{metrics}");
             let info = sample(&metrics, "edgecache_build_info", &with(&[("version", env!("CARGO_PKG_VERSION"))]));
             assert_eq!(info, Some(1.0), "{metrics}");

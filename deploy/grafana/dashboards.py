@@ -37,7 +37,7 @@ S_HIT = sel('cache_status=~"hit|stale"')
 S_CACHEABLE = sel('cache_status!="bypass"')
 S_FRESH_HIT = sel('cache_status="hit"')
 S_FROM_CACHE = sel('source="cache"')
-S_CACHE_OR_UPSTREAM = sel('source=~"cache|upstream"')
+S_CACHE_OR_UPSTREAM = sel('source=~"cache|coalesced|upstream"')
 S_5XX = sel('code=~"5.."')
 S_UPSTREAM_ERROR = sel('code=~"5..|0"')
 
@@ -172,8 +172,9 @@ def overview():
           4, 4)
     L.add(stat("Byte hit ratio", "Share of body bytes sent to clients that came from the cache.",
                BYTE_HIT_RATIO, "percentunit"), 4, 4)
-    L.add(stat("Bandwidth saved", "Body bytes per second served from the cache: what the upstream did not send.",
-               rate("edgecache_served_bytes_total", 'source="cache"'), "Bps"), 4, 4)
+    L.add(stat("Bandwidth saved", "Body bytes per second served without a fetch of their own: from the cache, or "
+               "from another request's fetch (coalesced). What the upstream did not send.",
+               rate("edgecache_served_bytes_total", 'source=~"cache|coalesced"'), "Bps"), 4, 4)
     L.add(stat("Origin requests/s", "Requests per second that reached the origin (from any tier).",
                rate("edgecache_upstream_requests_total", 'upstream="origin"'), "reqps"), 4, 4)
     L.add(stat("5xx ratio", "Share of client answers with a 5xx status (this node's errors and the upstream's).",
@@ -196,8 +197,8 @@ def overview():
                           f' / sum by (pop) (rate(edgecache_served_bytes_total{S_CACHE_OR_UPSTREAM}'
                           f"[{RI}]))", "{{pop}} bytes")),
                  "percentunit", minimum=0), 12, 8)
-    L.add(series("Bandwidth by source", "Body bytes per second sent to clients: from the cache (saved), passed on "
-                 "from upstream, or written by the node (errors).",
+    L.add(series("Bandwidth by source", "Body bytes per second sent to clients: from the cache, from another "
+                 "request's fetch (coalesced), from this request's own upstream fetch, or written by the node (errors).",
                  targets((rate("edgecache_served_bytes_total", by="source"), "{{source}}")), "Bps", stack=True), 12, 8)
     L.add(series("Requests by method", "Client requests per second by method.",
                  targets((rate("edgecache_requests_total", by="method"), "{{method}}")), "reqps", stack=True), 12, 8)

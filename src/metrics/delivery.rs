@@ -32,8 +32,11 @@ pub const TTL_BUCKETS: &[f64] =
 pub enum Source {
     /// The body was read from this node's cache (fresh, stale or revalidated hits).
     Cache,
-    /// The body came from upstream as the client received it (misses, pass-through).
+    /// The body came from this request's own upstream fetch (misses, pass-through, a coalesced fetch's leader).
     Upstream,
+    /// The body came from another request's upstream fetch (a waiter of a coalesced fetch): served without a
+    /// fetch of its own.
+    Coalesced,
     /// The node wrote the body itself (errors, throttling answers).
     Generated,
 }
@@ -44,6 +47,7 @@ impl Source {
         match self {
             Source::Cache => "cache",
             Source::Upstream => "upstream",
+            Source::Coalesced => "coalesced",
             Source::Generated => "generated",
         }
     }
@@ -55,6 +59,8 @@ pub struct Delivery {
     served_cache: IntCounter,
     /// `edgecache_served_bytes_total{source="upstream"}`
     served_upstream: IntCounter,
+    /// `edgecache_served_bytes_total{source="coalesced"}`
+    served_coalesced: IntCounter,
     /// `edgecache_served_bytes_total{source="generated"}`
     served_generated: IntCounter,
     /// `edgecache_object_size_bytes`: body size of each object stored.
@@ -72,7 +78,7 @@ impl Delivery {
         let served = IntCounterVec::new(
             Opts::new(
                 "edgecache_served_bytes_total",
-                "Response body bytes sent to clients, by where they came from: cache, upstream, generated.",
+                "Response body bytes sent to clients, by where they came from: cache, upstream, coalesced, generated.",
             ),
             &["source"],
         )?;
@@ -107,6 +113,7 @@ impl Delivery {
             cache_capacity,
             served_cache: served.with_label_values(&[Source::Cache.as_str()]),
             served_upstream: served.with_label_values(&[Source::Upstream.as_str()]),
+            served_coalesced: served.with_label_values(&[Source::Coalesced.as_str()]),
             served_generated: served.with_label_values(&[Source::Generated.as_str()]),
             object_size,
             hit_ttl,
@@ -118,6 +125,7 @@ impl Delivery {
         match source {
             Source::Cache => &self.served_cache,
             Source::Upstream => &self.served_upstream,
+            Source::Coalesced => &self.served_coalesced,
             Source::Generated => &self.served_generated,
         }
     }

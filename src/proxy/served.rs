@@ -137,6 +137,8 @@ impl Observed {
         }
         let source = if status.hit {
             Source::Cache
+        } else if status.collapsed && !status.error {
+            Source::Coalesced
         } else if status.forward_status.is_some() && !status.error {
             Source::Upstream
         } else {
