@@ -83,3 +83,26 @@ fn the_kubernetes_configmap_carries_the_checked_config() {
         block.lines().map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l.trim_start()))).collect();
     assert_eq!(embedded, config, "deploy/k8s/configmap.yaml differs from deploy/k8s/edgecache.toml");
 }
+
+#[test]
+fn every_file_the_compose_stack_mounts_exists() {
+    let deploy = repo().join("deploy");
+    let compose = std::fs::read_to_string(deploy.join("docker-compose.yml")).expect("docker-compose.yml");
+    let mounts: Vec<&str> = compose
+        .split(['"', ' ', '['])
+        .filter_map(|word| word.strip_prefix("./"))
+        .filter_map(|mount| mount.split_once(':').map(|(path, _)| path))
+        .collect();
+    assert!(mounts.len() >= 9, "{mounts:?}");
+    for path in &mounts {
+        assert!(deploy.join(path).exists(), "docker-compose.yml mounts ./{path}, which does not exist");
+    }
+    for node in ["edge-1", "edge-2", "edge-3", "shield-1", "shield-2"] {
+        assert!(mounts.contains(&format!("compose/{node}.toml").as_str()), "{node} has its config mounted");
+    }
+    // The dashboards Grafana is told to load, and its home dashboard.
+    let provisioning = std::fs::read_to_string(deploy.join("grafana/provisioning/dashboards/edgecache.yml"));
+    assert!(provisioning.expect("provisioning").contains("path: /var/lib/grafana/dashboards/edgecache"));
+    assert!(compose.contains("./grafana/dashboards:/var/lib/grafana/dashboards/edgecache:ro"));
+    assert!(deploy.join("grafana/dashboards/edgecache-overview.json").exists());
+}
