@@ -86,7 +86,8 @@ pub struct Observed {
     /// Host, path and query, user agent.
     access: Option<(String, String, String)>,
     info: bool,
-    timing: Arc<UpstreamTiming>,
+    /// Only when the access line will be written (nothing else reads it).
+    timing: Option<Arc<UpstreamTiming>>,
     span: tracing::Span,
 }
 
@@ -102,6 +103,7 @@ impl Observed {
         let method = request.method().clone();
         let span =
             tracing::debug_span!("request", node, client = %client, method = %method, path = request.uri().path());
+        let timing = access.is_some().then(|| Arc::new(UpstreamTiming::default()));
         Observed {
             started: Instant::now(),
             client,
@@ -109,14 +111,18 @@ impl Observed {
             version: request.version(),
             access,
             info: access_log,
-            timing: Arc::new(UpstreamTiming::default()),
+            timing,
             span,
         }
     }
 
-    /// Runs the pipeline's `future` in the request's span, with its upstream timing in scope.
+    /// Runs the pipeline's `future` in the request's span, with its upstream timing in scope (when it is kept).
     pub async fn around<F: Future>(&self, future: F) -> F::Output {
-        self.timing.clone().scope(future).instrument(self.span.clone()).await
+        let future = future.instrument(self.span.clone());
+        match &self.timing {
+            Some(timing) => timing.clone().scope(future).await,
+            None => future.await,
+        }
     }
 
     /// Records what the outcome says (freshness left at a hit) and wraps the body, which counts its bytes by
@@ -156,7 +162,7 @@ impl Observed {
                 cache: status.outcome().as_str(),
                 cache_status: status.entry(node).to_string(),
                 user_agent,
-                upstream: self.timing.get(),
+                upstream: self.timing.as_ref().and_then(|t| t.get()),
                 info: self.info,
             })
         });
@@ -215,7 +221,8 @@ impl Body for ServedBody {
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    if this.first_byte.is_none() {
+                    // The time to first byte is for the access line only: no clock read without one.
+                    if this.first_byte.is_none() && this.record.is_some() {
                         this.first_byte = Some(this.started.elapsed());
                     }
                     this.bytes += data.len() as u64;
