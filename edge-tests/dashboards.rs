@@ -118,6 +118,9 @@ async fn traffic(topology: &Topology, until: Instant) -> usize {
         }
         requests.push(http.get(format!("{edge}/static/0.css")).header("cache-control", "max-age=0"));
         requests.push(http.get(format!("{edge}/html/")).header("accept-encoding", "br, gzip"));
+        // A new page each round: compression runs once per object (then its variant is a hit), so the
+        // compression ratio needs new objects to have data.
+        requests.push(http.get(format!("{edge}/html/?round={round}")).header("accept-encoding", "gzip"));
         requests.push(http.get(format!("{edge}/bytes/4096")).header("range", "bytes=0-99"));
         requests.push(http.get(format!("{edge}/private")));
         requests.push(http.post(format!("{edge}/api/x")).body("x"));
