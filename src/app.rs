@@ -85,6 +85,7 @@ pub async fn start(config: Config) -> Result<NodeHandle, StartError> {
 pub async fn start_on(config: Config, mut bound: Vec<std::net::TcpListener>) -> Result<NodeHandle, StartError> {
     let pop = config.node.pop.clone().unwrap_or_else(|| "standalone".to_string());
     let metrics = Arc::new(Metrics::new(&config.node.id, &pop)?);
+    metrics.delivery.cache_capacity.set(i64::try_from(config.cache.memory).unwrap_or(i64::MAX));
     let evictions = metrics.cache_evictions.clone();
     let store = Arc::new(Store::new(
         config.cache.memory,
@@ -115,7 +116,8 @@ pub async fn start_on(config: Config, mut bound: Vec<std::net::TcpListener>) -> 
             .with_lock_timeout(config.cache.lock_timeout)
             .with_throttle(throttle)
             .with_cluster(cluster.clone(), hot_store)
-            .with_compression(crate::compress::Compression::new(&config.compression)),
+            .with_compression(crate::compress::Compression::new(&config.compression))
+            .with_access_log(config.log.access),
     );
     let tls = if config.server.tls_listen.is_empty() {
         None

@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod origin;
+pub mod processes;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -22,6 +22,7 @@ struct Effective<'a> {
     compression: &'a CompressionConfig,
     throttle: &'a ThrottleConfig,
     admin: Admin<'a>,
+    log: &'a LogConfig,
     pops: &'a [PopConfig],
 }
 
@@ -70,6 +71,7 @@ pub fn to_toml(cfg: &Config) -> String {
             listen: cfg.admin.listen.map_or_else(|| ADMIN_OFF.to_string(), |a| a.to_string()),
             token: cfg.admin.token.as_ref().map(|_| MASK),
         },
+        log: &cfg.log,
         pops: &cfg.pops,
     };
     match toml::to_string_pretty(&out) {

@@ -27,6 +27,7 @@ pub struct FileConfig {
     pub compression: Field<CompressionFile>,
     pub throttle: Field<ThrottleFile>,
     pub admin: Field<AdminFile>,
+    pub log: Field<LogFile>,
 }
 
 /// `[node]`.
@@ -140,6 +141,13 @@ pub struct ThrottleFile {
 pub struct AdminFile {
     pub listen: Field<String>,
     pub token: Field<String>,
+}
+
+/// `[log]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogFile {
+    pub access: Field<bool>,
 }
 
 /// A size as written: an integer number of bytes or a string with a unit.

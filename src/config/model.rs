@@ -22,6 +22,7 @@ pub struct Config {
     pub compression: CompressionConfig,
     pub throttle: ThrottleConfig,
     pub admin: AdminConfig,
+    pub log: LogConfig,
 }
 
 /// `[node]`: who this node is.
@@ -227,6 +228,13 @@ pub struct AdminConfig {
     pub token: Option<String>,
 }
 
+/// `[log]`: what is logged besides events (levels and format come from `RUST_LOG` and `--log-format`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LogConfig {
+    /// One access line per request (target `access`) at INFO level; `false` writes it at DEBUG only.
+    pub access: bool,
+}
+
 /// Serializers that print values the way an operator writes them in the file.
 mod ser {
     use std::time::Duration;
@@ -300,6 +308,7 @@ impl Config {
             compression: CompressionConfig::defaults(),
             throttle: ThrottleConfig::off(),
             admin: AdminConfig { listen: None, token: None },
+            log: LogConfig::default(),
         }
     }
 }

@@ -58,6 +58,7 @@ pub fn validate(file: FileConfig, ck: &mut Checker<'_>, env: &Env) -> Option<Con
     let compression = compression(open(file.compression).1, ck);
     let throttle = throttle(open(file.throttle).1, ck);
     let admin = admin(open(file.admin).1, ck, env, &addrs);
+    let log = LogConfig { access: open(file.log).1.access.map(|a| a.into_inner()).unwrap_or(false) };
     let topo = topology::Inputs {
         node: open(file.node),
         pops: file.pops.map(|p| p.into_inner()).unwrap_or_default(),
@@ -73,7 +74,7 @@ pub fn validate(file: FileConfig, ck: &mut Checker<'_>, env: &Env) -> Option<Con
     if !ck.problems.is_empty() {
         return None;
     }
-    Some(Config { node, server, origin, cache, pops, cluster, compression, throttle, admin })
+    Some(Config { node, server, origin, cache, pops, cluster, compression, throttle, admin, log })
 }
 
 /// An address some listener binds, with its place and key, to find two listeners on one address.

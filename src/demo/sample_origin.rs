@@ -90,6 +90,14 @@ async fn answer(request: Request<Incoming>, n: u64, filler: Bytes) -> Response<F
             tokio::time::sleep(Duration::from_millis(ms)).await;
             with_cc(Bytes::from(format!("answered after {ms} ms\n")), "public, max-age=30", "text/plain")
         }
+        ["status", code] => match code.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok()) {
+            Some(status) => {
+                let mut r = with_cc(Bytes::from(format!("status {}\n", status.as_u16())), "no-store", "text/plain");
+                *r.status_mut() = status;
+                r
+            }
+            None => plain(StatusCode::BAD_REQUEST, "status must be a number from 100 to 999\n"),
+        },
         ["private"] => with_cc(Bytes::from_static(b"for one user only\n"), "private, max-age=60", "text/plain"),
         ["api", ..] => with_cc(Bytes::from(format!("{{\"request\":{n}}}\n")), "no-store", "application/json"),
         ["vary"] => {
@@ -100,7 +108,7 @@ async fn answer(request: Request<Incoming>, n: u64, filler: Bytes) -> Response<F
         }
         _ => plain(
             StatusCode::OK,
-            "edgecache sample origin: try /static/a.css, /bytes/1024, /html/, /html/65536, /slow/500, /private, /api/x, /vary\n",
+            "edgecache sample origin: try /static/a.css, /bytes/1024, /html/, /html/65536, /slow/500, /private, /api/x, /vary, /status/503\n",
         ),
     };
     response.headers_mut().insert("x-origin-requests", HeaderValue::from(n));

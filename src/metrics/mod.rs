@@ -1,6 +1,8 @@
 //! The Prometheus registry of one node. Every series carries the `node` and `pop` labels; the names are the ones
 //! fixed in the public interface. Parts record into the handles here; `/metrics` renders the text exposition.
 
+pub mod delivery;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
@@ -48,6 +50,8 @@ pub struct Metrics {
     /// `edgecache_compressed_bytes_total{encoding, direction}`: bytes fed to an encoder (`in`) and produced by it
     /// (`out`).
     pub compressed_bytes: IntCounterVec,
+    /// Bytes served by source, stored object sizes, freshness left at hits, build info.
+    pub delivery: delivery::Delivery,
 }
 
 /// A registration failed: a programming error (duplicate or invalid series), reported at start.
@@ -146,7 +150,16 @@ impl Metrics {
             "Bytes fed to an encoder (direction=in) and produced by it (direction=out), by content coding.",
             &["encoding", "direction"],
         )?;
+        let delivery = delivery::Delivery::register(&registry)?;
+        // Known label values start at 0, so that dashboards and rules see the series before the first event.
+        for scope in ["client", "origin"] {
+            throttled.with_label_values(&[scope]);
+        }
+        for reason in ["size", "expired", "replaced", "explicit"] {
+            cache_evictions.with_label_values(&[reason]);
+        }
         Ok(Metrics {
+            delivery,
             registry,
             peer_up,
             requests,

@@ -10,6 +10,7 @@ pub mod pipeline;
 pub mod probe;
 pub mod range;
 pub mod respond;
+pub mod served;
 mod throttled;
 pub mod upstream;
 

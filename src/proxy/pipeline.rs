@@ -22,6 +22,7 @@ use super::head_update;
 use super::invalidate::{self, InvalidationTarget};
 use super::range::{self, RangeAnswer};
 use super::respond;
+use super::served::{Observed, ServedBody};
 use super::throttled::{ClientStage, client_throttled, holding, may_stand_in_when_busy, origin_busy};
 use super::upstream::{Upstream, UpstreamBody, UpstreamError};
 use crate::cache::{CachedObject, Lookup, PrimaryKey, Store, VariantKey};
@@ -71,6 +72,8 @@ pub struct Proxy {
     hot_store: Arc<Store>,
     /// `[compression]` (the defaults unless `with_compression` gives others).
     compression: Compression,
+    /// `log.access`: write an access line per request at INFO (else at DEBUG, when the filter lets it through).
+    access_log: bool,
 }
 
 impl Proxy {
@@ -95,6 +98,7 @@ impl Proxy {
             cluster: Arc::new(Cluster::standalone(node_id)),
             hot_store: Arc::new(Store::new(1 << 20, 1 << 20, Box::new(|_| {}))),
             compression: Compression::default(),
+            access_log: false,
         }
     }
 
@@ -111,6 +115,12 @@ impl Proxy {
         self
     }
 
+    /// Writes an access line per request at INFO level (`log.access = true`).
+    pub fn with_access_log(mut self, on: bool) -> Proxy {
+        self.access_log = on;
+        self
+    }
+
     /// Sets how long a request waits on another request's fetch before it goes to the origin itself.
     pub fn with_lock_timeout(mut self, lock_timeout: std::time::Duration) -> Proxy {
         self.coalescing.lock_timeout = lock_timeout;
@@ -124,16 +134,16 @@ impl Proxy {
     }
 
     /// Answers one client request, start to end.
-    pub async fn handle(self: Arc<Self>, mut request: Request<Incoming>, conn: ClientConn) -> Response<ProxyBody> {
+    pub async fn handle(self: Arc<Self>, mut request: Request<Incoming>, conn: ClientConn) -> Response<ServedBody> {
         let started = Instant::now();
         let method = request.method().clone();
         let version = request.version();
-        let path = tracing::enabled!(target: "access", tracing::Level::DEBUG).then(|| request.uri().path().to_string());
         let wants = self.negotiate(&mut request, conn);
-        let (response, mut status) = self.serve(request, conn).await;
+        let observed = Observed::start(&request, conn.peer, &self.node_id, self.access_log);
+        let (response, mut status) = observed.around(self.serve(request, conn)).await;
         if status.detail == Some(peering::PROBE) {
             // A peer's health probe is not traffic: no metrics, no access line.
-            return response;
+            return response.map(ServedBody::unobserved);
         }
         let mut response = self.encode(wants, response, &mut status);
         forward::strip_targeted_cache_control(response.headers_mut());
@@ -143,13 +153,7 @@ impl Proxy {
         let code = response.status();
         self.metrics.requests.with_label_values(&[outcome, method.as_str(), code.as_str()]).inc();
         self.metrics.request_duration.with_label_values(&[outcome]).observe(started.elapsed().as_secs_f64());
-        if let Some(path) = path {
-            tracing::debug!(
-                target: "access", client = %conn.peer, %method, path, code = code.as_u16(), cache = outcome,
-                micros = started.elapsed().as_micros() as u64, "request"
-            );
-        }
-        response
+        observed.finish(response, &status, &self.node_id, &self.metrics)
     }
 
     async fn serve(
@@ -552,7 +556,7 @@ impl Proxy {
         }
         status.stored = true;
         status.ttl = Some(freshness.ttl_secs(received));
-        let store = self.store.clone();
+        let (store, metrics) = (self.store.clone(), self.metrics.clone());
         let (object_status, mut object_headers, request_headers) =
             (head.status, head.headers.clone(), parts.headers.clone());
         crate::policy::freshness::remove_unshareable_fields(&mut object_headers);
@@ -564,7 +568,10 @@ impl Proxy {
                 freshness,
                 encoded: Default::default(),
             };
-            store.insert(&primary, &request_headers, object);
+            let len = object.body.len();
+            if store.insert(&primary, &request_headers, object) {
+                metrics.delivery.stored(len);
+            }
         });
         (Response::from_parts(head, ProxyBody::recorded(body, limit, expected_len, on_complete)), status)
     }
@@ -679,7 +686,7 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// The host a request addresses: the URI's authority (HTTP/2, absolute-form) or the `Host` field.
-fn request_host<B>(request: &Request<B>) -> Option<&str> {
+pub(super) fn request_host<B>(request: &Request<B>) -> Option<&str> {
     if let Some(authority) = request.uri().authority() {
         return Some(authority.as_str());
     }

@@ -10,6 +10,7 @@ use http::{Extensions, Method, Request, Response, StatusCode, header, request};
 use http_body_util::{BodyExt, Either, Empty};
 use hyper::body::Incoming;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::{ClientConn, Proxy, content_length, may_serve_stale_on_error};
 use crate::cache::{CachedObject, Lookup, PrimaryKey, VariantKey, VarySpec};
@@ -22,6 +23,7 @@ use crate::policy::directives::CacheControl;
 use crate::policy::freshness::remove_unshareable_fields;
 use crate::policy::{CacheStatus, Forward, Freshness, NotStorable, RequestDirectives, StoreDecision, Usability};
 use crate::proxy::body::ProxyBody;
+use crate::proxy::served::UpstreamTiming;
 use crate::proxy::throttled::{ClientStage, may_stand_in_when_busy, origin_busy};
 use crate::proxy::upstream::UpstreamError;
 use crate::proxy::{forward, respond};
@@ -189,7 +191,11 @@ impl Proxy {
                     let mut own = parts.clone();
                     own.extensions = Extensions::new();
                     let (proxy, primary, stale) = (self.clone(), primary.clone(), stale.cloned());
-                    tokio::spawn(async move { proxy.lead(guard, permit, own, conn, primary, stale).await });
+                    let timing = UpstreamTiming::current();
+                    tokio::spawn(UpstreamTiming::carry(
+                        timing,
+                        async move { proxy.lead(guard, permit, own, conn, primary, stale).await }.in_current_span(),
+                    ));
                     (flight, true)
                 }
                 Role::Waiter(flight) => (flight, false),
@@ -412,15 +418,17 @@ impl Proxy {
         }));
         let Some(freshness) = self.pump(body, &shared_body, &guard, freshness).await else { return };
         if expected_len.is_none_or(|n| n == shared_body.len()) {
-            let body = shared_body.concat();
             let object = CachedObject {
                 status: head.status,
                 headers: head.headers,
-                body,
+                body: shared_body.concat(),
                 freshness,
                 encoded: Default::default(),
             };
-            self.store.insert(&primary, &parts.headers, object);
+            let len = object.body.len();
+            if self.store.insert(&primary, &parts.headers, object) {
+                self.metrics.delivery.stored(len);
+            }
         }
         // Stored first, then finished and out of the table: a request arriving now finds the object or this body.
         shared_body.finish();

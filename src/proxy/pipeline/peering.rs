@@ -337,13 +337,16 @@ impl Proxy {
     /// Sends a request, counting it by upstream kind.
     async fn counted(&self, hop: Hop, request: Request<UpstreamBody>) -> Result<Response<Incoming>, UpstreamError> {
         let started = Instant::now();
-        let result = self.upstream.send(request).await;
+        let span = tracing::debug_span!("fetch", upstream = hop.label(), uri = %request.uri());
+        let result = tracing::Instrument::instrument(self.upstream.send(request), span).await;
         let code = match &result {
             Ok(response) => response.status().as_str().to_string(),
             Err(_) => "0".to_string(),
         };
+        let elapsed = started.elapsed();
         self.metrics.upstream_requests.with_label_values(&[hop.label(), &code]).inc();
-        self.metrics.upstream_duration.with_label_values(&[hop.label()]).observe(started.elapsed().as_secs_f64());
+        self.metrics.upstream_duration.with_label_values(&[hop.label()]).observe(elapsed.as_secs_f64());
+        crate::proxy::served::note_upstream(hop.label(), elapsed);
         result
     }
 
