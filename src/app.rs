@@ -17,6 +17,7 @@ use crate::metrics::{Metrics, MetricsError};
 use crate::proxy::listener::{self, ConnectionBuilder, Transport};
 use crate::proxy::upstream::UpstreamSetupError;
 use crate::proxy::{OriginTarget, Proxy, Upstream};
+use crate::purge::{PurgeSetupError, Purger};
 use crate::throttle::Throttle;
 use crate::tls::{TlsError, TlsTerminator};
 
@@ -31,6 +32,8 @@ pub enum StartError {
     Upstream(#[from] UpstreamSetupError),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    #[error(transparent)]
+    Purge(#[from] PurgeSetupError),
     #[error("origin.url is required for this node and must be an absolute http(s) URL")]
     NoOrigin,
 }
@@ -87,12 +90,14 @@ pub async fn start(config: Config) -> Result<NodeHandle, StartError> {
         _ => return Err(StartError::NoOrigin),
     };
     let upstream = Upstream::new(&config.origin)?;
+    let purge = Purger::new(&config, store.clone(), &metrics)?;
     let throttle = Arc::new(Throttle::new(&config.throttle, &metrics));
     throttle.spawn_sweeper();
     let proxy = Arc::new(
         Proxy::new(&config.node.id, store.clone(), upstream, origin, metrics.clone())
             .with_lock_timeout(config.cache.lock_timeout)
-            .with_throttle(throttle),
+            .with_throttle(throttle)
+            .with_purge(purge.clone()),
     );
     let tls = if config.server.tls_listen.is_empty() {
         None
@@ -101,6 +106,7 @@ pub async fn start(config: Config) -> Result<NodeHandle, StartError> {
     };
 
     let shutdown = CancellationToken::new();
+    purge.spawn(shutdown.clone());
     let graceful = Arc::new(GracefulShutdown::new());
     let connections = ConnectionBuilder::new(&config.server);
     let mut http_addrs = Vec::new();
@@ -131,7 +137,12 @@ pub async fn start(config: Config) -> Result<NodeHandle, StartError> {
         )));
     }
 
-    let admin_state = Arc::new(AdminState { metrics: metrics.clone(), store: store.clone(), ready: false.into() });
+    let admin_state = Arc::new(AdminState {
+        metrics: metrics.clone(),
+        store: store.clone(),
+        ready: false.into(),
+        purge: Some(purge),
+    });
     let admin_addr = match config.admin.listen {
         Some(addr) => {
             let listener = bind(addr).await?;

@@ -1,5 +1,5 @@
-//! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process serves) and `/readyz` (listening,
-//! config loaded, not draining).
+//! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process serves), `/readyz` (listening,
+//! config loaded, not draining) and `POST /purge` (handled by `purge::endpoints`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::Store;
 use crate::metrics::Metrics;
+use crate::purge::Purger;
 
 /// What the admin endpoints read.
 pub struct AdminState {
@@ -24,6 +25,8 @@ pub struct AdminState {
     pub store: Arc<Store>,
     /// True once every listener is bound; false again while draining.
     pub ready: AtomicBool,
+    /// The purge service (`POST /purge`); `None`: 404.
+    pub purge: Option<Arc<Purger>>,
 }
 
 /// Serves the admin API until `shutdown`.
@@ -43,7 +46,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: Canc
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, request)) }
+                async move { Ok::<_, Infallible>(route(&state, request).await) }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -56,8 +59,12 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: Canc
     }
 }
 
-fn route(state: &AdminState, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(state: &AdminState, request: Request<Incoming>) -> Response<Full<Bytes>> {
     match (request.method(), request.uri().path()) {
+        (&Method::POST, "/purge") if state.purge.is_some() => match &state.purge {
+            Some(purge) => purge.admin_post(request).await.map(Full::new),
+            None => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+        },
         (&Method::GET, "/metrics") => {
             state.store.run_pending_tasks();
             state.metrics.cache_bytes.set(i64::try_from(state.store.weighted_bytes()).unwrap_or(i64::MAX));

@@ -1,9 +1,11 @@
 //! The cache: keys (normalised URL + `Vary`), stored objects, and the in-memory store they live in.
 
+pub mod hooks;
 pub mod key;
 pub mod object;
 pub mod store;
 
+pub use hooks::{Screened, StoreHooks};
 pub use key::{PrimaryKey, VariantKey, VarySpec};
 pub use object::CachedObject;
 pub use store::{EvictionHook, Lookup, Store};

@@ -22,6 +22,7 @@ struct Effective<'a> {
     compression: &'a CompressionConfig,
     throttle: &'a ThrottleConfig,
     admin: Admin<'a>,
+    purge: &'a PurgeConfig,
     pops: &'a [PopConfig],
 }
 
@@ -58,6 +59,7 @@ pub fn to_toml(cfg: &Config) -> String {
             listen: cfg.admin.listen.map_or_else(|| ADMIN_OFF.to_string(), |a| a.to_string()),
             token: cfg.admin.token.as_ref().map(|_| MASK),
         },
+        purge: &cfg.purge,
         pops: &cfg.pops,
     };
     match toml::to_string_pretty(&out) {

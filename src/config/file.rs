@@ -27,6 +27,7 @@ pub struct FileConfig {
     pub compression: Field<CompressionFile>,
     pub throttle: Field<ThrottleFile>,
     pub admin: Field<AdminFile>,
+    pub purge: Field<PurgeFile>,
 }
 
 /// `[node]`.
@@ -133,6 +134,18 @@ pub struct ThrottleFile {
 pub struct AdminFile {
     pub listen: Field<String>,
     pub token: Field<String>,
+}
+
+/// `[purge]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeFile {
+    pub allow: Field<Vec<Spanned<String>>>,
+    pub fanout_timeout: Field<String>,
+    pub sync_interval: Field<String>,
+    pub log_max_entries: Field<i64>,
+    pub log_max_age: Field<String>,
+    pub tag_index_max: Field<i64>,
 }
 
 /// A size as written: an integer number of bytes or a string with a unit.

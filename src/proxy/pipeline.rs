@@ -29,6 +29,7 @@ use crate::policy::conditional::{
     Precondition, add_revalidation_headers, evaluate_preconditions, merge_not_modified, not_modified_selects,
 };
 use crate::policy::{CacheStatus, Forward, RequestDirectives, StoreDecision, Usability};
+use crate::purge::Purger;
 use crate::throttle::Throttle;
 
 /// How a client reached this node.
@@ -61,6 +62,8 @@ pub struct Proxy {
     coalescing: Coalescer,
     /// Client token buckets and the origin budget (unlimited unless `with_throttle` gives limits).
     throttle: Arc<Throttle>,
+    /// Answers `PURGE` and the node-to-node purge endpoints (`None`: they are forwarded like any request).
+    purge: Option<Arc<Purger>>,
 }
 
 impl Proxy {
@@ -82,7 +85,14 @@ impl Proxy {
             metrics,
             refreshing: Mutex::new(HashSet::new()),
             coalescing: Coalescer::new(crate::coalesce::DEFAULT_LOCK_TIMEOUT),
+            purge: None,
         }
+    }
+
+    /// The same data plane answering `PURGE` and the node-to-node purge endpoints with `purge`.
+    pub fn with_purge(mut self, purge: Arc<Purger>) -> Proxy {
+        self.purge = Some(purge);
+        self
     }
 
     /// Sets how long a request waits on another request's fetch before it goes to the origin itself.
@@ -129,6 +139,12 @@ impl Proxy {
         if forward::is_loop(request.headers(), &self.node_id) {
             let status = CacheStatus { detail: Some("loop"), error: true, ..CacheStatus::default() };
             return (respond::error(StatusCode::LOOP_DETECTED, "loop detected: this node is already in Via"), status);
+        }
+        if let Some(purge) = self.purge.as_ref().filter(|_| Purger::handles(&request)) {
+            // `PURGE <url>` and the node-to-node purge endpoints are answered here, never forwarded.
+            let host = request_host(&request).unwrap_or_default().to_string();
+            let answer = purge.data_plane(request, conn.peer, conn.scheme, &host).await;
+            return (answer.map(ProxyBody::full), CacheStatus { detail: Some("purge"), ..CacheStatus::default() });
         }
         let Some(host) = request_host(&request) else {
             let status = CacheStatus { detail: Some("no-host"), error: true, ..CacheStatus::default() };

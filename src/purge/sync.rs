@@ -1,0 +1,135 @@
+//! Catching up: a node that was stopped, paused or just started may have missed purges, so it must not serve from
+//! its cache until it has pulled its peers' logs. A ticker notes every 100 ms that the process runs; a gap longer
+//! than [`GAP`] (SIGSTOP, a frozen VM, a start) marks the node unsynced. While unsynced, every object stored before
+//! the gap is revalidated upstream instead of served; the catch-up task pulls every peer's log at once, applies
+//! what it lacks, and marks the node synced. If some peer cannot be reached, the objects stored before the gap stay
+//! marked for revalidation (nothing is lost by it, and no purge it may have missed is served around).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use super::log::now_ms;
+
+/// A pause longer than this means purges may have been missed.
+pub const GAP: Duration = Duration::from_millis(1_000);
+/// How often the ticker runs.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// Whether this node may trust its cache: it has been running continuously since its last catch-up.
+pub struct Liveness {
+    /// Whether there is anyone to catch up from (a standalone node is always synced).
+    enabled: bool,
+    started: Instant,
+    /// Milliseconds since `started` at the last tick.
+    last_tick: AtomicU64,
+    needs_sync: AtomicBool,
+    /// When (Unix ms) the node was found unsynced: objects older than this must be revalidated until synced.
+    unsynced_at: AtomicU64,
+    /// Wakes the catch-up task.
+    pub wake: Notify,
+}
+
+impl Liveness {
+    /// Unsynced from the start when `enabled` (a node with peers pulls their logs first).
+    pub fn new(enabled: bool) -> Liveness {
+        Liveness {
+            enabled,
+            started: Instant::now(),
+            last_tick: AtomicU64::new(0),
+            needs_sync: AtomicBool::new(enabled),
+            unsynced_at: AtomicU64::new(now_ms()),
+            wake: Notify::new(),
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Notes that the process runs; finds a gap since the last tick.
+    pub fn tick(&self) {
+        if !self.enabled {
+            return;
+        }
+        let now = self.elapsed_ms();
+        if now.saturating_sub(self.last_tick.load(Ordering::SeqCst)) > gap_ms() {
+            self.mark_unsynced();
+        }
+        // After the mark: whoever sees this tick also sees the mark.
+        self.last_tick.store(now, Ordering::SeqCst);
+    }
+
+    /// `None` when the cache may be trusted; else the time (Unix ms) before which stored objects must be
+    /// revalidated.
+    pub fn unsynced_before(&self) -> Option<u64> {
+        if !self.enabled {
+            return None;
+        }
+        // The tick first, then the flag (the ticker writes them in the other order).
+        let last_tick = self.last_tick.load(Ordering::SeqCst);
+        if self.elapsed_ms().saturating_sub(last_tick) > gap_ms() {
+            self.mark_unsynced();
+        }
+        self.needs_sync.load(Ordering::SeqCst).then(|| self.unsynced_at.load(Ordering::SeqCst))
+    }
+
+    fn mark_unsynced(&self) {
+        if !self.needs_sync.swap(true, Ordering::SeqCst) {
+            self.unsynced_at.store(now_ms(), Ordering::SeqCst);
+            tracing::info!("this node was paused or partitioned: catching up on purges before serving from cache");
+        }
+        self.wake.notify_one();
+    }
+
+    /// Whether a catch-up is due.
+    pub fn needs_sync(&self) -> bool {
+        self.needs_sync.load(Ordering::SeqCst)
+    }
+
+    /// The catch-up finished; `unsynced_at` is returned so that, when some peer was not reached, the caller can
+    /// keep objects older than it marked for revalidation.
+    pub fn synced(&self) -> u64 {
+        let at = self.unsynced_at.load(Ordering::SeqCst);
+        self.needs_sync.store(false, Ordering::SeqCst);
+        at
+    }
+}
+
+fn gap_ms() -> u64 {
+    u64::try_from(GAP.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_standalone_node_is_always_synced() {
+        let l = Liveness::new(false);
+        assert_eq!(l.unsynced_before(), None);
+    }
+
+    #[test]
+    fn a_node_with_peers_starts_unsynced_until_it_caught_up() {
+        let l = Liveness::new(true);
+        l.tick();
+        assert!(l.unsynced_before().is_some());
+        l.synced();
+        l.tick();
+        assert_eq!(l.unsynced_before(), None);
+    }
+
+    #[test]
+    fn a_gap_between_ticks_marks_it_unsynced() {
+        let l = Liveness::new(true);
+        l.synced();
+        l.tick();
+        // A tick far in the past: as if the process had been stopped since.
+        l.last_tick.store(0, Ordering::SeqCst);
+        std::thread::sleep(GAP + Duration::from_millis(50));
+        assert!(l.unsynced_before().is_some());
+        assert!(l.needs_sync());
+    }
+}
