@@ -16,6 +16,7 @@ mod conformance_revalidation;
 mod conformance_vary;
 mod lifecycle;
 mod proxying;
+mod purge;
 mod streaming;
 mod throttling;
 mod tls;

@@ -1,6 +1,7 @@
 //! What every test needs: a real origin, a real edgecache node in front of it, and a client.
 
 pub mod origin;
+pub mod purge_nodes;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -59,6 +59,8 @@ pub struct Screen {
     tags: TagIndex,
     /// The longest lifetime (age at arrival + freshness + stale windows) of any object stored, in ms.
     longest_lifetime_ms: AtomicU64,
+    /// `edgecache_purge_tag_index_entries`, kept current as objects come and go.
+    tag_gauge: prometheus::IntGauge,
 }
 
 /// The purge service of one node.
@@ -103,12 +105,14 @@ impl Purger {
             .map(|node| Peer { id: node.id.clone(), url: node.url.clone() })
             .collect();
         let auth = PeerAuth::new(config.cluster.secret.as_deref());
+        let purge_metrics = PurgeMetrics::register(metrics.registry())?;
         let screen = Arc::new(Screen {
             clock: RwLock::new(Clock::default()),
             revalidate_before: AtomicU64::new(0),
             liveness: Liveness::new(!peers.is_empty()),
             tags: TagIndex::new(config.purge.tag_index_max),
             longest_lifetime_ms: AtomicU64::new(0),
+            tag_gauge: purge_metrics.tag_index_entries.clone(),
         });
         store.set_hooks(screen.clone());
         Ok(Arc::new(Purger {
@@ -121,7 +125,7 @@ impl Purger {
             client: PeerClient::new(&config.node.id, auth.clone())?,
             peers,
             auth,
-            metrics: PurgeMetrics::register(metrics.registry())?,
+            metrics: purge_metrics,
             cursors: Mutex::new(std::collections::HashMap::new()),
             next_id: AtomicU64::new(1),
         }))
@@ -383,6 +387,7 @@ impl StoreHooks for Screen {
         self.longest_lifetime_ms.fetch_max(lifetime_ms, Ordering::Relaxed);
         if tags::has_tags(&object.headers) {
             self.tags.add(key, &tags::of(&object.headers));
+            self.tag_gauge.set(i64::try_from(self.tags.len()).unwrap_or(i64::MAX));
         }
     }
 
@@ -390,6 +395,7 @@ impl StoreHooks for Screen {
         // A replaced object's key stays in the index for the object that took its place.
         if !replaced && tags::has_tags(&object.headers) {
             self.tags.remove(key, &tags::of(&object.headers));
+            self.tag_gauge.set(i64::try_from(self.tags.len()).unwrap_or(i64::MAX));
         }
     }
 }

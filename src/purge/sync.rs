@@ -25,7 +25,8 @@ pub struct Liveness {
     /// Milliseconds since `started` at the last tick.
     last_tick: AtomicU64,
     needs_sync: AtomicBool,
-    /// When (Unix ms) the node was found unsynced: objects older than this must be revalidated until synced.
+    /// When (Unix ms) the node was found unsynced: objects older than this must be revalidated until synced (0 at
+    /// start).
     unsynced_at: AtomicU64,
     /// Wakes the catch-up task.
     pub wake: Notify,
@@ -39,7 +40,8 @@ impl Liveness {
             started: Instant::now(),
             last_tick: AtomicU64::new(0),
             needs_sync: AtomicBool::new(enabled),
-            unsynced_at: AtomicU64::new(now_ms()),
+            // At start the cache is empty: nothing stored before needs revalidating while the first catch-up runs.
+            unsynced_at: AtomicU64::new(0),
             wake: Notify::new(),
         }
     }
@@ -76,8 +78,9 @@ impl Liveness {
     }
 
     fn mark_unsynced(&self) {
+        // The time first, then the flag: whoever sees the flag sees the time.
+        self.unsynced_at.fetch_max(now_ms(), Ordering::SeqCst);
         if !self.needs_sync.swap(true, Ordering::SeqCst) {
-            self.unsynced_at.store(now_ms(), Ordering::SeqCst);
             tracing::info!("this node was paused or partitioned: catching up on purges before serving from cache");
         }
         self.wake.notify_one();
@@ -91,7 +94,7 @@ impl Liveness {
     /// The catch-up finished; `unsynced_at` is returned so that, when some peer was not reached, the caller can
     /// keep objects older than it marked for revalidation.
     pub fn synced(&self) -> u64 {
-        let at = self.unsynced_at.load(Ordering::SeqCst);
+        let at = self.unsynced_at.swap(0, Ordering::SeqCst);
         self.needs_sync.store(false, Ordering::SeqCst);
         at
     }
