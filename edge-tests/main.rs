@@ -17,6 +17,7 @@ mod conformance_vary;
 mod lifecycle;
 mod proxying;
 mod purge;
+mod purge_fanout;
 mod streaming;
 mod throttling;
 mod tls;
