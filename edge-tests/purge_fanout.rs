@@ -169,7 +169,7 @@ async fn a_soft_purge_is_not_handed_down_as_fresh_by_a_shield() {
         if text == "v2 /soft" {
             break;
         }
-        assert!(!(status.contains("hit") && !status.contains("ttl=-")), "old copy served as fresh: {status}");
+        assert!(!status.contains("hit") || status.contains("ttl=-"), "old copy served as fresh: {status}");
         assert!(Instant::now() < deadline, "v2 never reached the edge");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

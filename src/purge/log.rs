@@ -128,22 +128,30 @@ impl PurgeLog {
         self.len() == 0
     }
 
-    /// Removes entries older than `max_age` at `now_ms`, then the oldest beyond `max_entries`.
-    pub fn prune(&self, now_ms: u64, max_age: Duration, max_entries: usize) -> Pruned {
+    /// At `now_ms`: removes entries older than `expire_after` (no object they could invalidate is still fresh),
+    /// then drops, while still within it, those older than `max_age` and the oldest beyond `max_entries`.
+    pub fn prune(&self, now_ms: u64, expire_after: Duration, max_age: Duration, max_entries: usize) -> Pruned {
         let Ok(mut inner) = self.inner.lock() else { return Pruned::default() };
-        let horizon = now_ms.saturating_sub(u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX));
+        let before = |age: Duration| now_ms.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
+        let (expired, too_old) = (before(expire_after), before(max_age));
         let mut pruned = Pruned::default();
-        let mut remove: Vec<(u64, bool)> =
-            inner.by_seq.iter().filter(|(_, p)| p.at < horizon).map(|(seq, _)| (*seq, true)).collect();
-        let live = inner.by_seq.len() - remove.len();
-        if live > max_entries {
-            let mut by_time: Vec<(u64, u64)> =
-                inner.by_seq.iter().filter(|(_, p)| p.at >= horizon).map(|(seq, p)| (p.at, *seq)).collect();
-            by_time.sort_unstable();
-            for (at, seq) in by_time.into_iter().take(live - max_entries) {
-                pruned.dropped_until = Some(pruned.dropped_until.map_or(at, |d: u64| d.max(at)));
-                remove.push((seq, false));
+        let mut remove: Vec<(u64, bool)> = Vec::new();
+        let mut live: Vec<(u64, u64)> = Vec::new();
+        for (seq, purge) in &inner.by_seq {
+            if purge.at < expired {
+                remove.push((*seq, true));
+            } else {
+                live.push((purge.at, *seq));
             }
+        }
+        live.sort_unstable();
+        let over = live.len().saturating_sub(max_entries);
+        for (i, (at, seq)) in live.into_iter().enumerate() {
+            if i >= over && at >= too_old {
+                break;
+            }
+            pruned.dropped_until = Some(pruned.dropped_until.map_or(at, |d: u64| d.max(at)));
+            remove.push((seq, false));
         }
         for (seq, expired) in remove {
             if let Some(purge) = inner.by_seq.remove(&seq) {
@@ -193,10 +201,13 @@ mod tests {
         for (i, at) in [1_000u64, 5_000, 6_000, 7_000].iter().enumerate() {
             log.insert(purge(&format!("p{i}"), *at));
         }
-        let pruned = log.prune(10_000, Duration::from_secs(6), 2);
+        let pruned = log.prune(10_000, Duration::from_secs(6), Duration::from_secs(60), 2);
         assert_eq!(pruned.expired, 1, "p0 is older than 6 s");
         assert_eq!(pruned.dropped_until, Some(5_000), "p1 goes over the cap");
         assert_eq!(log.len(), 2);
         assert!(log.get("p3").is_some() && log.get("p1").is_none());
+        let pruned = log.prune(10_000, Duration::from_secs(6), Duration::from_millis(3_500), 10);
+        assert_eq!((pruned.expired, pruned.dropped_until), (0, Some(6_000)), "p2 is older than the max age");
+        assert_eq!(log.len(), 1);
     }
 }

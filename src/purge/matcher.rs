@@ -136,7 +136,7 @@ impl Clock {
     }
 
     /// The latest purge times that select an object with `key` and `tags`.
-    pub fn latest(&self, key: &KeyParts<'_>, tags: &[String]) -> Stamp {
+    pub fn latest<'t>(&self, key: &KeyParts<'_>, tags: impl IntoIterator<Item = &'t str>) -> Stamp {
         let mut stamp = self.everything;
         if let Some(s) = self.urls.get(key.rest) {
             stamp.merge(*s);
@@ -158,7 +158,7 @@ impl Clock {
             }
         }
         for tag in tags {
-            if let Some(s) = self.tags.get(tag.as_str()) {
+            if let Some(s) = self.tags.get(tag) {
                 stamp.merge(*s);
             }
         }
@@ -166,7 +166,7 @@ impl Clock {
     }
 
     /// The verdict on an object whose content left the origin at `origin_ms`.
-    pub fn verdict(&self, key: &KeyParts<'_>, tags: &[String], origin_ms: u64) -> Verdict {
+    pub fn verdict<'t>(&self, key: &KeyParts<'_>, tags: impl IntoIterator<Item = &'t str>, origin_ms: u64) -> Verdict {
         let stamp = self.latest(key, tags);
         if stamp.hard > origin_ms {
             Verdict::Purged
@@ -223,10 +223,10 @@ mod tests {
         clock.record(&purge(2_000, Selection { tags: vec!["t".into()], soft: true, ..Selection::default() }));
         clock.record(&purge(500, Selection { prefixes: vec!["h/img/".into()], ..Selection::default() }));
         let key = KeyParts::of("http://h/img/a.png");
-        assert_eq!(clock.verdict(&key, &[], 999), Verdict::Purged, "older than the prefix purge");
-        assert_eq!(clock.verdict(&key, &[], 1_000), Verdict::Valid, "the latest of the two prefix purges counts");
-        assert_eq!(clock.verdict(&key, &["t".into()], 1_500), Verdict::StaleSince(2_000));
-        assert_eq!(clock.verdict(&key, &["t".into()], 900), Verdict::Purged, "hard wins over soft");
-        assert_eq!(clock.verdict(&KeyParts::of("http://h/im"), &[], 0), Verdict::Valid, "shorter than the prefix");
+        assert_eq!(clock.verdict(&key, [], 999), Verdict::Purged, "older than the prefix purge");
+        assert_eq!(clock.verdict(&key, [], 1_000), Verdict::Valid, "the latest of the two prefix purges counts");
+        assert_eq!(clock.verdict(&key, ["t"], 1_500), Verdict::StaleSince(2_000));
+        assert_eq!(clock.verdict(&key, ["t"], 900), Verdict::Purged, "hard wins over soft");
+        assert_eq!(clock.verdict(&KeyParts::of("http://h/im"), [], 0), Verdict::Valid, "shorter than the prefix");
     }
 }

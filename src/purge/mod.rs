@@ -302,8 +302,8 @@ impl Purger {
     /// Drops log entries no stored object can still be invalidated by, and the oldest beyond the size cap.
     pub fn prune(&self) {
         let longest = Duration::from_millis(self.screen.longest_lifetime_ms.load(Ordering::Relaxed));
-        let retention = longest.max(MIN_RETENTION).min(self.config.log_max_age);
-        let pruned = self.log.prune(now_ms(), retention, self.config.log_max_entries);
+        let expire_after = longest.max(MIN_RETENTION);
+        let pruned = self.log.prune(now_ms(), expire_after, self.config.log_max_age, self.config.log_max_entries);
         if let Some(until) = pruned.dropped_until {
             self.screen.revalidate_before.fetch_max(until + 1, Ordering::SeqCst);
         }
@@ -345,19 +345,23 @@ pub fn origin_ms(object: &CachedObject) -> u64 {
 }
 
 /// The same object, stale since `since_ms` (or now, if that is later than now); `must_revalidate` also closes its
-/// stale windows.
+/// stale windows. Its lifetime is kept (what freshness loses goes to the initial age), so the `Age` it is served
+/// with says it is stale since the purge: a tier below sees it stale too, whether or not it knows the purge.
 fn stale_copy(object: &CachedObject, since_ms: u64, must_revalidate: bool) -> CachedObject {
     let mut copy = object.clone();
-    let received = unix_ms(copy.freshness.received);
+    let f = &mut copy.freshness;
+    let received = unix_ms(f.received);
     let held = now_ms().saturating_sub(received);
     let fresh_ms = since_ms.saturating_sub(received).min(held.saturating_sub(1));
-    copy.freshness.fresh_for = copy.freshness.fresh_for.min(Duration::from_millis(fresh_ms));
-    copy.freshness.must_revalidate |= must_revalidate;
+    let fresh_for = f.fresh_for.min(Duration::from_millis(fresh_ms));
+    f.initial_age += f.fresh_for - fresh_for;
+    f.fresh_for = fresh_for;
+    f.must_revalidate |= must_revalidate;
     copy
 }
 
 impl StoreHooks for Screen {
-    fn screen(&self, _key: &VariantKey, object: &Arc<CachedObject>) -> Screened {
+    fn screen(&self, key: &VariantKey, object: &Arc<CachedObject>) -> Screened {
         let unsynced = self.liveness.unsynced_before();
         let floor = self.revalidate_before.load(Ordering::Relaxed);
         let Ok(clock) = self.clock.read() else { return Screened::Keep };
@@ -365,8 +369,9 @@ impl StoreHooks for Screen {
             return Screened::Keep;
         }
         let origin = origin_ms(object);
-        let tags = if clock.has_tags() && tags::has_tags(&object.headers) { tags::of(&object.headers) } else { vec![] };
-        match clock.verdict(&KeyParts::of(_key.as_str()), &tags, origin) {
+        let tagged = clock.has_tags() && tags::has_tags(&object.headers);
+        let tags = tagged.then(|| tags::iter(&object.headers)).into_iter().flatten();
+        match clock.verdict(&KeyParts::of(key.as_str()), tags, origin) {
             Verdict::Purged => Screened::Remove,
             Verdict::StaleSince(at) => Screened::Replace(Arc::new(stale_copy(object, at, false))),
             Verdict::Valid => {
@@ -397,5 +402,55 @@ impl StoreHooks for Screen {
             self.tags.remove(key, &tags::of(&object.headers));
             self.tag_gauge.set(i64::try_from(self.tags.len()).unwrap_or(i64::MAX));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Freshness;
+    use http::{HeaderMap, StatusCode};
+
+    fn object(received_ago: u64, initial_age: u64, fresh_for: u64) -> CachedObject {
+        let freshness = Freshness {
+            received: SystemTime::now() - Duration::from_secs(received_ago),
+            initial_age: Duration::from_secs(initial_age),
+            fresh_for: Duration::from_secs(fresh_for),
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+            must_revalidate: false,
+            immutable: false,
+        };
+        CachedObject { status: StatusCode::OK, headers: HeaderMap::new(), body: "b".into(), freshness }
+    }
+
+    #[test]
+    fn the_origin_time_counts_the_age_it_arrived_with() {
+        let o = object(10, 5, 100);
+        let expected = now_ms() - 15_000;
+        assert!(origin_ms(&o).abs_diff(expected) < 50, "{} vs {expected}", origin_ms(&o));
+    }
+
+    #[test]
+    fn a_stale_copy_says_so_in_its_age_and_keeps_its_lifetime() {
+        let o = object(10, 5, 100);
+        let now = SystemTime::now();
+        let purged_at = now_ms() - 2_000;
+        let copy = stale_copy(&o, purged_at, false);
+        assert!(!copy.freshness.is_fresh(now));
+        let lifetime = Duration::from_secs(105);
+        let age = copy.freshness.age(now);
+        assert!(age >= lifetime + Duration::from_millis(1_900), "served with Age {age:?}: stale to a tier below");
+        assert!(copy.freshness.staleness(now) >= Duration::from_millis(1_900), "stale since the purge");
+        assert_eq!(copy.freshness.initial_age + copy.freshness.fresh_for, lifetime);
+        assert!(stale_copy(&o, purged_at, true).freshness.must_revalidate);
+        // A purge "in the future" (a clock ahead) still makes it stale now.
+        assert!(!stale_copy(&o, now_ms() + 60_000, false).freshness.is_fresh(SystemTime::now()));
+    }
+
+    #[test]
+    fn url_keys_cover_both_schemes() {
+        let keys: Vec<String> = url_keys("example.com:8080/a?b").iter().map(|k| k.as_str().to_string()).collect();
+        assert_eq!(keys, ["http://example.com:8080/a?b", "https://example.com:8080/a?b"]);
     }
 }

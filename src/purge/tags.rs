@@ -13,7 +13,7 @@ use http::header::HeaderName;
 use crate::cache::VariantKey;
 
 /// `Surrogate-Key` (Fastly, Varnish xkey) and `Cache-Tag` (Cloudflare, Akamai).
-pub const TAG_FIELDS: [HeaderName; 2] =
+pub static TAG_FIELDS: [HeaderName; 2] =
     [HeaderName::from_static("surrogate-key"), HeaderName::from_static("cache-tag")];
 
 /// Most tags read from one response.
@@ -24,20 +24,24 @@ pub const MAX_TAG_BYTES: usize = 1024;
 /// The tags of a response, in order, without duplicates.
 pub fn of(headers: &HeaderMap) -> Vec<String> {
     let mut tags: Vec<String> = Vec::new();
-    for name in &TAG_FIELDS {
-        for value in headers.get_all(name) {
-            let Ok(text) = value.to_str() else { continue };
-            for tag in text.split(|c: char| c == ',' || c.is_ascii_whitespace()).filter(|t| !t.is_empty()) {
-                if tags.len() == MAX_TAGS_PER_OBJECT {
-                    return tags;
-                }
-                if tag.len() <= MAX_TAG_BYTES && !tags.iter().any(|t| t == tag) {
-                    tags.push(tag.to_string());
-                }
-            }
+    for tag in iter(headers) {
+        if !tags.iter().any(|t| t == tag) {
+            tags.push(tag.to_string());
         }
     }
     tags
+}
+
+/// The tags of a response as they are written (duplicates included), without copying them: what each lookup
+/// checks against the tag purges.
+pub fn iter(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    TAG_FIELDS
+        .iter()
+        .flat_map(|name| headers.get_all(name))
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|text| text.split(|c: char| c == ',' || c.is_ascii_whitespace()))
+        .filter(|tag| !tag.is_empty() && tag.len() <= MAX_TAG_BYTES)
+        .take(MAX_TAGS_PER_OBJECT)
 }
 
 /// Whether a response carries any tag field (cheap: no parsing).
