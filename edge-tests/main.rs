@@ -3,6 +3,7 @@
 mod support;
 
 mod caching;
+mod cluster;
 mod coalescing;
 mod config;
 mod conformance_directives;
@@ -18,6 +19,8 @@ mod lifecycle;
 mod proxying;
 mod purge;
 mod purge_fanout;
+mod purge_tiers;
 mod streaming;
 mod throttling;
+mod tiers;
 mod tls;

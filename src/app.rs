@@ -12,9 +12,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
 use crate::cache::Store;
+use crate::cluster::health::run_prober;
+use crate::cluster::{Cluster, PeerAuth};
 use crate::config::Config;
 use crate::metrics::{Metrics, MetricsError};
 use crate::proxy::listener::{self, ConnectionBuilder, Transport};
+use crate::proxy::probe::prober;
 use crate::proxy::upstream::UpstreamSetupError;
 use crate::proxy::{OriginTarget, Proxy, Upstream};
 use crate::purge::{PurgeSetupError, Purger};
@@ -76,6 +79,13 @@ impl NodeHandle {
 
 /// Starts a node: every listener is bound when this returns.
 pub async fn start(config: Config) -> Result<NodeHandle, StartError> {
+    start_on(config, Vec::new()).await
+}
+
+/// Starts a node on listeners bound beforehand where their address is one of the config's (`server.listen`,
+/// `server.tls_listen`, `admin.listen`); the others are bound here. Lets a cluster's topology name every node's
+/// port before any node starts.
+pub async fn start_on(config: Config, mut bound: Vec<std::net::TcpListener>) -> Result<NodeHandle, StartError> {
     let pop = config.node.pop.clone().unwrap_or_else(|| "standalone".to_string());
     let metrics = Arc::new(Metrics::new(&config.node.id, &pop)?);
     let evictions = metrics.cache_evictions.clone();
@@ -84,7 +94,10 @@ pub async fn start(config: Config) -> Result<NodeHandle, StartError> {
         config.cache.max_object_size,
         Box::new(move |reason| evictions.with_label_values(&[reason]).inc()),
     ));
-    let origin_url = config.origin.url.clone().ok_or(StartError::NoOrigin)?;
+    let origin_url = match (config.origin.url.clone(), cluster_origin_stand_in(&config)) {
+        (Some(url), _) | (None, Some(url)) => url,
+        (None, None) => return Err(StartError::NoOrigin),
+    };
     let origin = match (origin_url.scheme(), origin_url.authority()) {
         (Some(scheme), Some(authority)) => OriginTarget { scheme: scheme.clone(), authority: authority.clone() },
         _ => return Err(StartError::NoOrigin),
@@ -93,10 +106,20 @@ pub async fn start(config: Config) -> Result<NodeHandle, StartError> {
     let purge = Purger::new(&config, store.clone(), &metrics)?;
     let throttle = Arc::new(Throttle::new(&config.throttle, &metrics));
     throttle.spawn_sweeper();
+    let peer_up = metrics.peer_up.clone();
+    let cluster = Arc::new(Cluster::new(
+        &config,
+        PeerAuth::new(config.cluster.secret.as_deref()),
+        Box::new(move |peer, up| peer_up.with_label_values(&[peer]).set(i64::from(up))),
+    ));
+    let hot_memory = config.cache.memory / 16;
+    let hot_store = Arc::new(Store::new(hot_memory, config.cache.max_object_size.min(hot_memory), Box::new(|_| {})));
+    purge.also_screen(hot_store.clone());
     let proxy = Arc::new(
-        Proxy::new(&config.node.id, store.clone(), upstream, origin, metrics.clone())
+        Proxy::new(&config.node.id, store.clone(), upstream.clone(), origin, metrics.clone())
             .with_lock_timeout(config.cache.lock_timeout)
             .with_throttle(throttle)
+            .with_cluster(cluster.clone(), hot_store.clone())
             .with_purge(purge.clone()),
     );
     let tls = if config.server.tls_listen.is_empty() {
@@ -115,7 +138,7 @@ pub async fn start(config: Config) -> Result<NodeHandle, StartError> {
     let plain = config.server.listen.iter().map(|a| (a, None));
     let secure = config.server.tls_listen.iter().map(|a| (a, tls.as_ref()));
     for (addr, tls) in plain.chain(secure) {
-        let listener = bind(*addr).await?;
+        let listener = bind_or_take(*addr, &mut bound).await?;
         let bound = listener.local_addr().map_err(|source| StartError::Bind { addr: *addr, source })?;
         let transport = match tls {
             Some(tls) => {
@@ -141,17 +164,22 @@ pub async fn start(config: Config) -> Result<NodeHandle, StartError> {
         metrics: metrics.clone(),
         store: store.clone(),
         ready: false.into(),
+        cluster: cluster.clone(),
         purge: Some(purge),
     });
     let admin_addr = match config.admin.listen {
         Some(addr) => {
-            let listener = bind(addr).await?;
+            let listener = bind_or_take(addr, &mut bound).await?;
             let bound = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
             tokio::spawn(admin::serve(listener, admin_state.clone(), shutdown.clone()));
             Some(bound)
         }
         None => None,
     };
+    let probe_timeout =
+        (config.cluster.probe_interval * 2).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(5));
+    let probe = prober(upstream, cluster.auth.clone(), config.node.id.as_str().into(), probe_timeout);
+    tokio::spawn(run_prober(cluster.health.clone(), config.cluster.probe_interval, probe, shutdown.clone()));
     admin_state.ready.store(true, Ordering::Relaxed);
     tracing::info!(node = %config.node.id, http = ?http_addrs, https = ?https_addrs, admin = ?admin_addr, "node started");
 
@@ -175,6 +203,22 @@ pub async fn start(config: Config) -> Result<NodeHandle, StartError> {
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+}
+
+/// The listener bound beforehand on `addr`, if one was given, else a new one.
+async fn bind_or_take(addr: SocketAddr, bound: &mut Vec<std::net::TcpListener>) -> Result<TcpListener, StartError> {
+    let Some(i) = bound.iter().position(|l| l.local_addr().is_ok_and(|a| a == addr)) else { return bind(addr).await };
+    let listener = bound.swap_remove(i);
+    listener.set_nonblocking(true).map_err(|source| StartError::Bind { addr, source })?;
+    TcpListener::from_std(listener).map_err(|source| StartError::Bind { addr, source })
+}
+
+/// A node whose pop has a parent may have no `origin.url`: config validation then sets `parent_fallback = "error"`,
+/// so the origin is never asked, and the first parent node's url stands in for it.
+fn cluster_origin_stand_in(config: &Config) -> Option<http::Uri> {
+    let topology = crate::cluster::Topology::from_config(config);
+    let parent = topology.parent_index()?;
+    topology.pops[parent].all.members().first().map(|m| m.url.clone())
 }
 
 /// Runs a node until SIGTERM or SIGINT, then drains it. SIGHUP reloads the TLS certificates.

@@ -1,5 +1,6 @@
 //! What every test needs: a real origin, a real edgecache node in front of it, and a client.
 
+pub mod cluster;
 pub mod origin;
 pub mod purge_nodes;
 

@@ -1,5 +1,6 @@
 //! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process serves), `/readyz` (listening,
-//! config loaded, not draining) and `POST /purge` (handled by `purge::endpoints`).
+//! config loaded, not draining), `/cluster` (the topology and each node's health as this node sees it) and
+//! `POST /purge` (handled by `purge::endpoints`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -25,6 +26,8 @@ pub struct AdminState {
     pub store: Arc<Store>,
     /// True once every listener is bound; false again while draining.
     pub ready: AtomicBool,
+    /// The topology and peer health, for `/cluster`.
+    pub cluster: Arc<crate::cluster::Cluster>,
     /// The purge service (`POST /purge`); `None`: 404.
     pub purge: Option<Arc<Purger>>,
 }
@@ -71,6 +74,7 @@ async fn route(state: &AdminState, request: Request<Incoming>) -> Response<Full<
             state.metrics.cache_objects.set(i64::try_from(state.store.object_count()).unwrap_or(i64::MAX));
             text(StatusCode::OK, "text/plain; version=0.0.4", state.metrics.render())
         }
+        (&Method::GET, "/cluster") => text(StatusCode::OK, "application/json", format!("{:#}\n", state.cluster.view())),
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n".into()),
         (&Method::GET, "/readyz") if state.ready.load(Ordering::Relaxed) => {
             text(StatusCode::OK, "text/plain", "ready\n".into())

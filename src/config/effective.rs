@@ -32,6 +32,15 @@ struct Cluster<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<&'a str>,
     parent_fallback: ParentFallback,
+    #[serde(serialize_with = "duration")]
+    probe_interval: std::time::Duration,
+    hot_key_rate: u32,
+    #[serde(serialize_with = "duration")]
+    hot_key_ttl: std::time::Duration,
+}
+
+fn duration<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&super::units::format_duration(*d))
 }
 
 /// `[admin]` with `"off"` for no listener (the token is masked by the model's own serializer).
@@ -52,6 +61,9 @@ pub fn to_toml(cfg: &Config) -> String {
         cluster: Cluster {
             secret: cfg.cluster.secret.as_ref().map(|_| MASK),
             parent_fallback: cfg.cluster.parent_fallback,
+            probe_interval: cfg.cluster.probe_interval,
+            hot_key_rate: cfg.cluster.hot_key_rate,
+            hot_key_ttl: cfg.cluster.hot_key_ttl,
         },
         compression: &cfg.compression,
         throttle: &cfg.throttle,

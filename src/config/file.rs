@@ -104,6 +104,9 @@ pub struct PopNodeFile {
 pub struct ClusterFile {
     pub secret: Field<String>,
     pub parent_fallback: Field<String>,
+    pub probe_interval: Field<String>,
+    pub hot_key_rate: Field<i64>,
+    pub hot_key_ttl: Field<String>,
 }
 
 /// `[compression]`.

@@ -122,6 +122,24 @@ pub struct PopNodeConfig {
 pub struct ClusterConfig {
     pub secret: Option<String>,
     pub parent_fallback: ParentFallback,
+    /// How often this node probes the other nodes of its pop and of its parent pop.
+    #[serde(serialize_with = "ser::duration")]
+    pub probe_interval: Duration,
+    /// Requests per second for one key, at a node that does not own it, from which the node keeps a short copy of
+    /// its own (hot keys); 0 turns it off.
+    pub hot_key_rate: u32,
+    /// How long such a copy is kept (never longer than the object is fresh).
+    #[serde(serialize_with = "ser::duration")]
+    pub hot_key_ttl: Duration,
+}
+
+impl ClusterConfig {
+    /// Default of `cluster.probe_interval`.
+    pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+    /// Default of `cluster.hot_key_rate`.
+    pub const DEFAULT_HOT_KEY_RATE: u32 = 50;
+    /// Default of `cluster.hot_key_ttl`.
+    pub const DEFAULT_HOT_KEY_TTL: Duration = Duration::from_secs(2);
 }
 
 /// What a node does when every node of its parent pop is down.
@@ -283,7 +301,13 @@ impl Config {
                 lock_timeout: Duration::from_secs(5),
             },
             pops: Vec::new(),
-            cluster: ClusterConfig { secret: None, parent_fallback: ParentFallback::Origin },
+            cluster: ClusterConfig {
+                secret: None,
+                parent_fallback: ParentFallback::Origin,
+                probe_interval: ClusterConfig::DEFAULT_PROBE_INTERVAL,
+                hot_key_rate: ClusterConfig::DEFAULT_HOT_KEY_RATE,
+                hot_key_ttl: ClusterConfig::DEFAULT_HOT_KEY_TTL,
+            },
             compression: CompressionConfig { algorithms: vec!["br".to_string(), "gzip".to_string()], min_size: 1024 },
             throttle: ThrottleConfig::off(),
             admin: AdminConfig { listen: None, token: None },

@@ -188,7 +188,14 @@ fn cluster(c: ClusterFile, ck: &mut Checker<'_>) -> (ClusterConfig, Option<usize
             ParentFallback::Origin
         }
     };
-    (ClusterConfig { secret, parent_fallback }, c.parent_fallback.as_ref().map(|v| v.span().start))
+    let probe_interval =
+        ck.duration(&c.probe_interval, "cluster.probe_interval", ClusterConfig::DEFAULT_PROBE_INTERVAL);
+    let hot_key_rate = ck
+        .integer(&c.hot_key_rate, "cluster.hot_key_rate", 0, 1_000_000)
+        .map_or(ClusterConfig::DEFAULT_HOT_KEY_RATE, |n| n as u32);
+    let hot_key_ttl = ck.duration(&c.hot_key_ttl, "cluster.hot_key_ttl", ClusterConfig::DEFAULT_HOT_KEY_TTL);
+    let config = ClusterConfig { secret, parent_fallback, probe_interval, hot_key_rate, hot_key_ttl };
+    (config, c.parent_fallback.as_ref().map(|v| v.span().start))
 }
 
 fn compression(c: CompressionFile, ck: &mut Checker<'_>) -> CompressionConfig {

@@ -1,14 +1,13 @@
-//! `edgecache demo`: a sample origin and a node on 127.0.0.1, with the `curl` lines that show what they do.
+//! `edgecache demo`: a sample origin and a small two-tier cluster on 127.0.0.1 (two edges under one shield), with
+//! the `curl` lines that show what they do.
 
+pub mod cluster;
 pub mod sample_origin;
-
-use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{self, StartError};
-use crate::config::Config;
+use crate::app::StartError;
 
 /// Binds `preferred` if it is free, else any free port on 127.0.0.1.
 async fn listener_near(preferred: u16) -> std::io::Result<TcpListener> {
@@ -16,11 +15,6 @@ async fn listener_near(preferred: u16) -> std::io::Result<TcpListener> {
         Ok(listener) => Ok(listener),
         Err(_) => TcpListener::bind(("127.0.0.1", 0)).await,
     }
-}
-
-fn free_addr_near(preferred: u16) -> SocketAddr {
-    let taken = std::net::TcpListener::bind(("127.0.0.1", preferred)).is_err();
-    SocketAddr::from(([127, 0, 0, 1], if taken { 0 } else { preferred }))
 }
 
 /// Runs the demo until Ctrl-C.
@@ -31,15 +25,15 @@ pub async fn run() -> Result<(), StartError> {
     let origin = sample_origin::spawn(origin_listener, shutdown.clone())
         .map_err(|source| StartError::Bind { addr: ([127, 0, 0, 1], 9000).into(), source })?;
     let origin_url = format!("http://{}", origin.addr).parse().map_err(|_| StartError::NoOrigin)?;
-    let mut config = Config::standalone("demo-edge-1", free_addr_near(8080), origin_url);
-    config.admin.listen = Some(free_addr_near(9901));
-    let node = app::start(config).await?;
-    let edge = node.http_addrs.first().copied().unwrap_or_else(|| ([127, 0, 0, 1], 8080).into());
-    let admin = node.admin_addr.map(|a| a.to_string()).unwrap_or_default();
-    println!("edgecache demo is running (Ctrl-C stops it)");
+    let nodes = cluster::start(origin_url).await?;
+    let (edge_node, other_edge, shield) = (&nodes[0], &nodes[1], &nodes[2]);
+    let edge = edge_node.http;
+    let admin = edge_node.admin.to_string();
+    println!("edgecache demo is running (Ctrl-C stops it): a two-tier cluster");
     println!("  origin : http://{}", origin.addr);
-    println!("  edge   : http://{edge}   (node demo-edge-1)");
-    println!("  admin  : http://{admin}");
+    println!("  edge   : http://{edge}   (node demo-edge-1, pop edge, admin http://{admin})");
+    println!("  edge   : http://{}   (node demo-edge-2, pop edge, admin http://{})", other_edge.http, other_edge.admin);
+    println!("  shield : http://{}   (node demo-shield-1, pop shield: the edges' parent)", shield.http);
     println!();
     println!("Try:");
     println!(
@@ -57,10 +51,24 @@ pub async fn run() -> Result<(), StartError> {
     );
     println!("      # 20 clients at once, 1 origin request (coalesced): see edgecache_coalesced_requests_total");
     println!("  curl -s  http://{admin}/metrics | grep edgecache_requests_total");
+    let local = cluster::path_owned_by(&nodes, edge_node, "demo-edge-1");
+    let forwarded = cluster::path_owned_by(&nodes, edge_node, "demo-edge-2");
+    println!();
+    println!("The cluster (each key has one owner in the edge pop; misses go to the shield, then the origin):");
+    println!(
+        "  curl -si http://{edge}{local} | grep -i cache-status   # demo-edge-1 owns it: shield miss, edge miss; again: hit"
+    );
+    println!(
+        "  curl -si http://{edge}{forwarded} | grep -i cache-status   # owned by demo-edge-2: forwarded one hop (detail=peer)"
+    );
+    println!("  curl -s  http://{admin}/cluster                          # this node, its pop, every node's health");
+    println!("  curl -s  http://{admin}/metrics | grep -E 'edgecache_(upstream_requests_total|peer_up)'");
     let _ = tokio::signal::ctrl_c().await;
     println!("stopping");
-    node.begin_shutdown();
-    node.wait().await;
+    for node in nodes {
+        node.handle.begin_shutdown();
+        node.handle.wait().await;
+    }
     shutdown.cancel();
     Ok(())
 }

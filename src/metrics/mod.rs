@@ -43,6 +43,8 @@ pub struct Metrics {
     pub origin_inflight: IntGauge,
     /// `edgecache_throttle_client_addresses`: client addresses with a token bucket (after the last sweep).
     pub throttle_client_addresses: IntGauge,
+    /// `edgecache_peer_up{peer}`: 1 while a node of this pop or of the parent pop is up as this node sees it.
+    pub peer_up: prometheus::IntGaugeVec,
 }
 
 /// A registration failed: a programming error (duplicate or invalid series), reported at start.
@@ -128,8 +130,17 @@ impl Metrics {
             "edgecache_throttle_client_addresses",
             "Client addresses holding a token bucket, as of the last sweep.",
         )?;
+        let peer_up = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "edgecache_peer_up",
+                "1 while the node (of this pop or its parent pop) is up, as seen from here.",
+            ),
+            &["peer"],
+        )?;
+        registry.register(Box::new(peer_up.clone()))?;
         Ok(Metrics {
             registry,
+            peer_up,
             requests,
             request_duration,
             upstream_requests,

@@ -7,6 +7,7 @@ pub mod head_update;
 pub mod invalidate;
 pub mod listener;
 pub mod pipeline;
+pub mod probe;
 pub mod range;
 pub mod respond;
 mod throttled;

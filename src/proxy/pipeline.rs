@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Either, Empty};
 use hyper::body::Incoming;
 
 mod coalesced;
+mod peering;
 
 use super::body::ProxyBody;
 use super::forward;
@@ -23,6 +24,7 @@ use super::respond;
 use super::throttled::{ClientStage, client_throttled, holding, may_stand_in_when_busy, origin_busy};
 use super::upstream::{Upstream, UpstreamBody, UpstreamError};
 use crate::cache::{CachedObject, Lookup, PrimaryKey, Store, VariantKey};
+use crate::cluster::Cluster;
 use crate::coalesce::Coalescer;
 use crate::metrics::Metrics;
 use crate::policy::conditional::{
@@ -62,6 +64,10 @@ pub struct Proxy {
     coalescing: Coalescer,
     /// Client token buckets and the origin budget (unlimited unless `with_throttle` gives limits).
     throttle: Arc<Throttle>,
+    /// The topology, peer health and routing (standalone unless `with_cluster` gives one).
+    cluster: Arc<Cluster>,
+    /// Short copies of hot keys this node does not own.
+    hot_store: Arc<Store>,
     /// Answers `PURGE` and the node-to-node purge endpoints (`None`: they are forwarded like any request).
     purge: Option<Arc<Purger>>,
 }
@@ -85,8 +91,17 @@ impl Proxy {
             metrics,
             refreshing: Mutex::new(HashSet::new()),
             coalescing: Coalescer::new(crate::coalesce::DEFAULT_LOCK_TIMEOUT),
+            cluster: Arc::new(Cluster::standalone(node_id)),
+            hot_store: Arc::new(Store::new(1 << 20, 1 << 20, Box::new(|_| {}))),
             purge: None,
         }
+    }
+
+    /// The same data plane as a node of this cluster, keeping hot copies in `hot_store`.
+    pub fn with_cluster(mut self, cluster: Arc<Cluster>, hot_store: Arc<Store>) -> Proxy {
+        self.cluster = cluster;
+        self.hot_store = hot_store;
+        self
     }
 
     /// The same data plane answering `PURGE` and the node-to-node purge endpoints with `purge`.
@@ -132,18 +147,23 @@ impl Proxy {
 
     async fn serve(
         self: &Arc<Self>,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
         conn: ClientConn,
     ) -> (Response<ProxyBody>, CacheStatus) {
         // Admit.
+        let from_peer = self.admit_peer(&mut request);
         if forward::is_loop(request.headers(), &self.node_id) {
             let status = CacheStatus { detail: Some("loop"), error: true, ..CacheStatus::default() };
             return (respond::error(StatusCode::LOOP_DETECTED, "loop detected: this node is already in Via"), status);
         }
+        if let Some(answer) = self.cluster_answer(&request, from_peer.as_deref()) {
+            return answer;
+        }
+        let conn = self.conn_through_peers(&request, conn);
         if let Some(purge) = self.purge.as_ref().filter(|_| Purger::handles(&request)) {
             // `PURGE <url>` and the node-to-node purge endpoints are answered here, never forwarded.
             let host = request_host(&request).unwrap_or_default().to_string();
-            let answer = purge.data_plane(request, conn.peer, conn.scheme, &host).await;
+            let answer = purge.data_plane(request, conn.peer, conn.scheme, &host, from_peer.as_deref()).await;
             return (answer.map(ProxyBody::full), CacheStatus { detail: Some("purge"), ..CacheStatus::default() });
         }
         let Some(host) = request_host(&request) else {
@@ -161,6 +181,11 @@ impl Proxy {
             let invalidation = (!invalidate::is_safe(method))
                 .then(|| InvalidationTarget::new(conn.scheme, host, request.uri(), primary.clone()));
             return self.pass(request, conn, "method", invalidation).await;
+        }
+
+        // Route: the node of this pop that owns the key does the caching work.
+        if let Some(answer) = self.to_owner(&request, conn, &primary, from_peer.as_deref()).await {
+            return answer;
         }
 
         // Lookup.
@@ -440,7 +465,9 @@ impl Proxy {
         conn: ClientConn,
         stage: ClientStage,
     ) -> Option<(Response<ProxyBody>, CacheStatus)> {
-        if (stage == ClientStage::Admitted) == self.throttle.exempts_hits() {
+        if (stage == ClientStage::Admitted) == self.throttle.exempts_hits()
+            || request.extensions().get::<peering::ProvenPeer>().is_some()
+        {
             return None;
         }
         let throttled = self.throttle.check_client(conn.peer.ip(), request.headers()).err()?;
@@ -600,20 +627,15 @@ impl Proxy {
             *request.uri_mut() = uri;
         }
         *request.headers_mut() = headers;
+        if let Some(key) = peering::route_key(parts, conn) {
+            request.extensions_mut().insert(key);
+        }
         request
     }
 
-    /// Sends a request to the origin, counting it.
+    /// Sends a request upstream (the parent pop's node of the key, or the origin), counting it.
     async fn fetch(&self, request: Request<UpstreamBody>) -> Result<Response<Incoming>, UpstreamError> {
-        let started = Instant::now();
-        let result = self.upstream.send(request).await;
-        let code = match &result {
-            Ok(response) => response.status().as_str().to_string(),
-            Err(_) => "0".to_string(),
-        };
-        self.metrics.upstream_requests.with_label_values(&["origin", &code]).inc();
-        self.metrics.upstream_duration.with_label_values(&["origin"]).observe(started.elapsed().as_secs_f64());
-        result
+        self.send_upstream(request).await
     }
 
     fn upstream_failed(&self, error: UpstreamError, mut status: CacheStatus) -> (Response<ProxyBody>, CacheStatus) {

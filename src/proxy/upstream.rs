@@ -28,6 +28,8 @@ pub enum UpstreamError {
     ResponseTimeout,
     #[error("origin closed or reset the connection: {0}")]
     Broken(String),
+    #[error("every node of the parent pop {0:?} is down (cluster.parent_fallback = \"error\")")]
+    ParentDown(String),
 }
 
 impl UpstreamError {
@@ -35,7 +37,9 @@ impl UpstreamError {
     pub fn status(&self) -> StatusCode {
         match self {
             UpstreamError::ConnectTimeout | UpstreamError::ResponseTimeout => StatusCode::GATEWAY_TIMEOUT,
-            UpstreamError::Connect(_) | UpstreamError::Broken(_) => StatusCode::BAD_GATEWAY,
+            UpstreamError::Connect(_) | UpstreamError::Broken(_) | UpstreamError::ParentDown(_) => {
+                StatusCode::BAD_GATEWAY
+            }
         }
     }
 
@@ -46,6 +50,7 @@ impl UpstreamError {
             UpstreamError::ConnectTimeout => "connect-timeout",
             UpstreamError::ResponseTimeout => "response-timeout",
             UpstreamError::Broken(_) => "upstream-reset",
+            UpstreamError::ParentDown(_) => "parent-down",
         }
     }
 }

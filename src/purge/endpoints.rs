@@ -55,18 +55,20 @@ impl Purger {
         self.answer(self.new_purge(selection, id)).await
     }
 
-    /// A purge request on the data plane from `client`, which reached this node over `scheme` for `host`.
+    /// A purge request on the data plane from `client`, which reached this node over `scheme` for `host`;
+    /// `from_peer` is the id of the node that sent it, when it proved it is one (`PeerAuth`, checked at admission).
     pub async fn data_plane(
         &self,
-        mut request: Request<Incoming>,
+        request: Request<Incoming>,
         client: SocketAddr,
         scheme: &str,
         host: &str,
+        from_peer: Option<&str>,
     ) -> Response<Bytes> {
         if request.method().as_str() == PURGE_METHOD {
             return self.purge_method(request, client, scheme, host).await;
         }
-        if self.auth.verify(request.headers_mut()).is_none() {
+        if from_peer.is_none() {
             return error(StatusCode::FORBIDDEN, "only nodes of this cluster may use this endpoint");
         }
         match (request.method(), request.uri().path()) {

@@ -69,11 +69,12 @@ pub struct Purger {
     token: Option<String>,
     config: PurgeConfig,
     store: Arc<Store>,
+    /// Other stores whose lookups are screened and whose objects purges free (the hot copies of a non-owner).
+    also: RwLock<Vec<Arc<Store>>>,
     log: PurgeLog,
     screen: Arc<Screen>,
     peers: Vec<Peer>,
     client: PeerClient,
-    auth: PeerAuth,
     metrics: PurgeMetrics,
     /// Per peer: the epoch and cursor of its log already pulled.
     cursors: Mutex<std::collections::HashMap<String, (u64, u64)>>,
@@ -120,15 +121,30 @@ impl Purger {
             token: config.admin.token.clone(),
             config: config.purge.clone(),
             store,
+            also: RwLock::new(Vec::new()),
             log: PurgeLog::new(),
             screen,
             client: PeerClient::new(&config.node.id, auth.clone())?,
             peers,
-            auth,
             metrics: purge_metrics,
             cursors: Mutex::new(std::collections::HashMap::new()),
             next_id: AtomicU64::new(1),
         }))
+    }
+
+    /// Screens the lookups of another store too, and frees its objects on hard purges (its tags are not indexed:
+    /// its tagged objects are freed by a scan).
+    pub fn also_screen(&self, store: Arc<Store>) {
+        store.set_hooks(Arc::new(ScreenOnly(self.screen.clone())));
+        if let Ok(mut also) = self.also.write() {
+            also.push(store);
+        }
+    }
+
+    fn stores(&self) -> Vec<Arc<Store>> {
+        let mut stores = vec![self.store.clone()];
+        stores.extend(self.also.read().map(|also| also.clone()).unwrap_or_default());
+        stores
     }
 
     /// A new purge of `selection` received now, with the client's id or a new one.
@@ -184,35 +200,42 @@ impl Purger {
     /// scans that cost more than a few lookups run on a blocking thread.
     fn free(&self, purge: &Purge) {
         let s = &purge.selection;
+        let stores = self.stores();
         if s.everything {
-            self.store.clear();
+            stores.iter().for_each(|store| store.clear());
             return;
         }
         for rest in &s.urls {
             for key in url_keys(rest) {
-                self.store.invalidate_uri(&key);
+                for store in &stores {
+                    store.invalidate_uri(&key);
+                }
             }
         }
         if s.prefixes.is_empty() && s.hosts.is_empty() && s.tags.is_empty() {
             return;
         }
-        let store = self.store.clone();
         let screen = self.screen.clone();
         let purge = purge.clone();
         let free = move || {
             let s = &purge.selection;
-            let scan = !s.prefixes.is_empty() || !s.hosts.is_empty() || screen.tags.overflowed();
             let selects = |key: &VariantKey, object: &CachedObject| {
-                s.matches(&KeyParts::of(key.as_str()), || tags::of(&object.headers)) && origin_ms(object) < purge.at
+                s.matches(&KeyParts::of(key.as_str()), || tags::of(&object.headers))
+                    && origin_ms(object) < purge.at
             };
-            if scan {
-                store.remove_matching(selects);
-                return;
-            }
-            for tag in &s.tags {
-                for key in screen.tags.keys(tag) {
-                    if store.peek(&key).is_some_and(|object| selects(&key, &object)) {
-                        store.remove(&key);
+            let scan_main = !s.prefixes.is_empty() || !s.hosts.is_empty() || screen.tags.overflowed();
+            for (i, store) in stores.iter().enumerate() {
+                // Only the main store's tags are indexed.
+                if scan_main || i > 0 {
+                    store.remove_matching(selects);
+                    continue;
+                }
+                for tag in &s.tags {
+                    for key in screen.tags.keys(tag) {
+                        // The index names the tag already: only the object's age is left to check.
+                        if store.peek(&key).is_some_and(|object| origin_ms(&object) < purge.at) {
+                            store.remove(&key);
+                        }
                     }
                 }
             }
@@ -358,6 +381,19 @@ fn stale_copy(object: &CachedObject, since_ms: u64, must_revalidate: bool) -> Ca
     f.fresh_for = fresh_for;
     f.must_revalidate |= must_revalidate;
     copy
+}
+
+/// The screen without the tag index, for stores other than the main one.
+struct ScreenOnly(Arc<Screen>);
+
+impl StoreHooks for ScreenOnly {
+    fn screen(&self, key: &VariantKey, object: &Arc<CachedObject>) -> Screened {
+        self.0.screen(key, object)
+    }
+
+    fn stored(&self, _: &VariantKey, _: &CachedObject) {}
+
+    fn left(&self, _: &VariantKey, _: &CachedObject, _: bool) {}
 }
 
 impl StoreHooks for Screen {

@@ -44,6 +44,9 @@ max_object_size = "1500"
 [cluster]
 secret = "s3cret"
 parent_fallback = "error"
+probe_interval = "5s"
+hot_key_rate = 0
+hot_key_ttl = "500ms"
 [compression]
 algorithms = ["zstd", "gzip", "br"]
 min_size = 0

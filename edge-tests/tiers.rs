@@ -1,0 +1,135 @@
+//! Between pops: an edge pop fetches its misses from its parent (the shield), whose node is chosen by the same
+//! hashing; coalescing holds at every tier; `Age` and `Cache-Status` stay right end to end; with every parent node
+//! down the edge fetches from the origin or fails clearly (`parent_fallback`); hot keys are kept on non-owners.
+
+use std::time::Duration;
+
+use crate::support::cluster::{ClusterSpec, HOST, TestCluster, get};
+use crate::support::{Reply, TestOrigin, client, header};
+
+#[tokio::test]
+async fn a_thousand_clients_over_three_edges_and_two_shields_make_one_origin_request() {
+    let origin = TestOrigin::start(|_, _| {
+        Reply::ok("the hot object", &[("cache-control", "max-age=60")]).delayed(Duration::from_millis(800))
+    })
+    .await;
+    let cluster = TestCluster::start(&origin, ClusterSpec::default()).await;
+    let http = client();
+    let mut requests = Vec::new();
+    for i in 0..1000 {
+        let request = http.get(cluster.edges[i % 3].url("/herd")).header("host", HOST).send();
+        requests.push(tokio::spawn(async move {
+            let response = request.await.expect("request");
+            (response.status().as_u16(), response.text().await.expect("body"))
+        }));
+    }
+    for request in requests {
+        assert_eq!(request.await.expect("task"), (200, "the hot object".to_string()));
+    }
+    assert_eq!(origin.hits(), 1, "one origin request for 1,000 clients");
+}
+
+#[tokio::test]
+async fn age_counts_every_tier_and_cache_status_lists_every_node_nearest_last() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("aged", &[("cache-control", "max-age=600"), ("age", "100")])).await;
+    let cluster = TestCluster::start(&origin, ClusterSpec::default()).await;
+    let http = client();
+    let path = "/aged";
+    let owner = cluster.edge_owner(path);
+    let other = (owner + 1) % 3;
+    let first = get(&http, &cluster.edges[other], path).send().await.expect("first");
+    let status = header(&first, "cache-status");
+    let entries: Vec<&str> = status.split(", ").collect();
+    assert_eq!(entries.len(), 3, "{status}");
+    assert!(entries[0].starts_with("shield-") && entries[0].contains("fwd=uri-miss") && entries[0].contains("stored"));
+    assert!(entries[1].starts_with(&format!("{}; fwd=uri-miss", cluster.edges[owner].id)), "{status}");
+    assert!(entries[1].contains("stored"), "{status}");
+    assert!(entries[2].starts_with(&format!("{}; fwd=uri-miss", cluster.edges[other].id)), "{status}");
+    let age: u64 = header(&first, "age").parse().expect("age");
+    assert!(age >= 100, "the origin's Age is counted in: {age}");
+    let via: Vec<&str> = first.headers().get_all("via").iter().filter_map(|v| v.to_str().ok()).collect();
+    let via = via.join(", ");
+    for id in [cluster.edges[owner].id.as_str(), cluster.edges[other].id.as_str()] {
+        assert!(via.contains(id), "Via names {id}: {via}");
+    }
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = get(&http, &cluster.edges[owner], path).send().await.expect("again");
+    let status = header(&again, "cache-status");
+    assert!(status.ends_with(&format!("{}; hit; ttl={}", cluster.edges[owner].id, 600 - age_of(&again))), "{status}");
+    assert!(age_of(&again) >= 101, "the owner's copy aged: {}", age_of(&again));
+    assert_eq!(origin.hits(), 1);
+}
+
+fn age_of(response: &reqwest::Response) -> i64 {
+    header(response, "age").parse().unwrap_or(-1)
+}
+
+#[tokio::test]
+async fn with_every_shield_down_the_edges_fetch_from_the_origin_by_default() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("direct", &[("cache-control", "max-age=60")])).await;
+    let spec = ClusterSpec { shields_absent: true, ..ClusterSpec::default() };
+    let cluster = TestCluster::start(&origin, spec).await;
+    let http = client();
+    for i in 0..6 {
+        let response = get(&http, &cluster.edges[i % 3], &format!("/direct/{i}")).send().await.expect("get");
+        assert_eq!(response.status(), 200);
+        let status = header(&response, "cache-status");
+        assert!(!status.contains("shield-"), "{status}");
+        assert_eq!(response.text().await.expect("body"), "direct");
+    }
+    assert_eq!(origin.hits(), 6);
+    let mut origin_fetches = 0.0;
+    for edge in &cluster.edges {
+        origin_fetches += edge.metric("edgecache_upstream_requests_total", &["upstream=\"origin\""]).await;
+    }
+    assert_eq!(origin_fetches, 6.0);
+}
+
+#[tokio::test]
+async fn with_every_shield_down_and_parent_fallback_error_the_answer_is_a_clear_502() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("never", &[])).await;
+    let spec = ClusterSpec {
+        shields_absent: true,
+        cluster_toml: "parent_fallback = \"error\"".to_string(),
+        ..ClusterSpec::default()
+    };
+    let cluster = TestCluster::start(&origin, spec).await;
+    let response = get(&client(), &cluster.edges[0], "/fails").send().await.expect("get");
+    assert_eq!(response.status(), 502);
+    assert!(header(&response, "cache-status").contains("detail=parent-down"));
+    let body = response.text().await.expect("body");
+    assert!(body.contains("parent pop \"shield\" is down"), "{body}");
+    assert_eq!(origin.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_hot_key_is_also_kept_for_a_short_time_by_the_nodes_that_do_not_own_it() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("popular", &[("cache-control", "max-age=60")])).await;
+    let spec = ClusterSpec {
+        tweak: |config| {
+            config.cluster.hot_key_rate = 5;
+            config.cluster.hot_key_ttl = Duration::from_secs(30);
+        },
+        ..ClusterSpec::default()
+    };
+    let cluster = TestCluster::start(&origin, spec).await;
+    let http = client();
+    let path = "/popular";
+    let owner = cluster.edge_owner(path);
+    let other = (owner + 1) % 3;
+    let mut details = Vec::new();
+    for _ in 0..20 {
+        let response = get(&http, &cluster.edges[other], path).send().await.expect("get");
+        assert_eq!(response.status(), 200);
+        let status = header(&response, "cache-status");
+        details.push(status.rsplit(", ").next().unwrap_or_default().to_string());
+        assert_eq!(response.text().await.expect("body"), "popular");
+    }
+    assert!(details[0].ends_with("detail=peer"), "{details:?}");
+    let hot_hits = details.iter().filter(|d| d.contains("; hit;") && d.ends_with("detail=hot")).count();
+    assert!(hot_hits >= 10, "the non-owner answered from its own hot copy: {details:?}");
+    let forwarded = cluster.edges[other].metric("edgecache_upstream_requests_total", &["upstream=\"peer\""]).await;
+    assert!(forwarded < 10.0, "the owner was spared ({forwarded} forwards of 20)");
+    assert_eq!(origin.hits(), 1);
+}
