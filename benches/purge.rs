@@ -6,6 +6,9 @@
 //!    of tag `t`: the time until lookups refuse them (the purge is recorded) and until their memory is freed.
 //! 3. **Lookup cost of the purge screen**: the store lookup of a fresh, tagged object with no purge recorded, and
 //!    with an hour of 1,000 tag purges a minute (60,000 tag entries) plus 1,000 URL and 100 prefix purges.
+//! 4. **Hits while purging**: one client asks a node for 10 hot, tagged URLs back to back over one keep-alive
+//!    connection (all hits), in 5 s phases that alternate between no purges and 1,000 tag purges a minute
+//!    (`POST /purge` of tags no object carries, so every request stays a hit); p50/p99 of each kind of phase.
 //!
 //! `cargo bench --bench purge`.
 
@@ -127,7 +130,8 @@ fn tagged_object(tags: &str) -> CachedObject {
 }
 
 fn service(memory: u64) -> (Arc<Store>, Arc<Purger>) {
-    let config = Config::standalone("bench", SocketAddr::from(([127, 0, 0, 1], 0)), "http://127.0.0.1:9".parse().expect("uri"));
+    let config =
+        Config::standalone("bench", SocketAddr::from(([127, 0, 0, 1], 0)), "http://127.0.0.1:9".parse().expect("uri"));
     let metrics = Metrics::new("bench", "standalone").expect("metrics");
     let store = Arc::new(Store::new(memory, 1 << 20, Box::new(|_| {})));
     let purger = Purger::new(&config, store.clone(), &metrics).expect("purger");
@@ -205,9 +209,120 @@ fn lookup_cost() {
     );
 }
 
+async fn tagged_origin(listener: tokio::net::TcpListener) {
+    use hyper::service::service_fn;
+    let body = bytes::Bytes::from(vec![b'x'; 1024]);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let body = body.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let body = body.clone();
+                async move {
+                    let mut response = hyper::Response::new(http_body_util::Full::new(body));
+                    let tags = format!("{} all", request.uri().path().trim_start_matches('/').replace('/', "-"));
+                    let headers = response.headers_mut();
+                    headers.insert("cache-control", HeaderValue::from_static("public, max-age=3600"));
+                    headers.insert("surrogate-key", HeaderValue::from_str(&tags).expect("tags"));
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn hits_while_purging() {
+    let phase = Duration::from_secs(env("PHASE_SECS", 5));
+    let phases: usize = env("PHASES", 6);
+    let side = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let origin_listener = side.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let origin_addr = origin_listener.local_addr().expect("addr");
+    side.spawn(tagged_origin(origin_listener));
+    let mut config = Config::standalone(
+        "bench-edge",
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        format!("http://{origin_addr}").parse().expect("origin url"),
+    );
+    config.admin.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.admin.token = Some("bench-token".to_string());
+    let node = side.block_on(edgecache::app::start(config)).expect("node starts");
+    let base = format!("http://{}", node.http_addrs[0]);
+    let admin = node.admin_addr.expect("admin");
+
+    let prober = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let http = reqwest::Client::builder().no_proxy().http1_only().build().expect("client");
+    prober.block_on(async {
+        for i in 0..10 {
+            http.get(format!("{base}/hot/{i}")).send().await.expect("warm").bytes().await.expect("body");
+        }
+    });
+    let (mut quiet, mut purging) = (Vec::new(), Vec::new());
+    let mut purges_sent = 0usize;
+    for p in 0..phases {
+        let with_purges = p % 2 == 1;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sender = with_purges.then(|| {
+            let stop = stop.clone();
+            side.spawn(async move {
+                let http = reqwest::Client::builder().no_proxy().build().expect("client");
+                let mut ticks = tokio::time::interval(Duration::from_millis(60));
+                let mut sent = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    ticks.tick().await;
+                    let body = format!(r#"{{"tags": ["gone-{p}-{sent}"]}}"#);
+                    let answer = http.post(format!("http://{admin}/purge")).bearer_auth("bench-token").body(body);
+                    if answer.send().await.is_ok_and(|r| r.status() == reqwest::StatusCode::OK) {
+                        sent += 1;
+                    }
+                }
+                sent
+            })
+        });
+        let started = Instant::now();
+        let latencies = prober.block_on(async {
+            let mut latencies = Vec::new();
+            let mut i = 0usize;
+            while started.elapsed() < phase {
+                let t = Instant::now();
+                let response = http.get(format!("{base}/hot/{}", i % 10)).send().await.expect("hit");
+                let hit =
+                    response.headers().get("cache-status").and_then(|v| v.to_str().ok()).unwrap_or("").contains("hit");
+                response.bytes().await.expect("body");
+                assert!(hit, "a hot URL was not a hit");
+                latencies.push(t.elapsed());
+                i += 1;
+            }
+            latencies
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(sender) = sender {
+            purges_sent += side.block_on(sender).expect("sender");
+        }
+        if with_purges { purging.extend(latencies) } else { quiet.extend(latencies) }
+    }
+    quiet.sort();
+    purging.sort();
+    let rate = purges_sent as f64 / (phase.as_secs_f64() * (phases / 2) as f64) * 60.0;
+    for (name, l) in [("no purges", &quiet), ("1,000 tag purges/min", &purging)] {
+        println!(
+            "hits, {name:<21} {:>7} hits  p50 {}  p99 {}",
+            l.len(),
+            ms(percentile(l, 0.5)),
+            ms(percentile(l, 0.99))
+        );
+    }
+    println!("  ({purges_sent} tag purges sent during the purging phases: {rate:.0} a minute)");
+    node.begin_shutdown();
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(confirmation_latency());
     runtime.block_on(tag_purge_of_many());
+    drop(runtime);
     lookup_cost();
+    hits_while_purging();
 }

@@ -63,7 +63,8 @@ async fn a_purge_reaches_every_node_of_every_tier() {
 
     let (status, answer) = purge(&http, &cluster.edges[2], &format!(r#"{{"urls": ["http://{HOST}/p"]}}"#)).await;
     assert_eq!(status, 200, "{answer}");
-    let mut confirmed: Vec<String> = confirmations(&answer).into_iter().filter(|(_, ok)| *ok).map(|(id, _)| id).collect();
+    let mut confirmed: Vec<String> =
+        confirmations(&answer).into_iter().filter(|(_, ok)| *ok).map(|(id, _)| id).collect();
     confirmed.sort();
     assert_eq!(confirmed, ["edge-1", "edge-2", "edge-3", "shield-1", "shield-2"]);
     for edge in &cluster.edges {
@@ -113,7 +114,8 @@ async fn a_soft_purge_is_never_served_as_fresh_by_any_tier() {
     for edge in &cluster.edges {
         loop {
             let response = get(&http, edge, "/soft").send().await.expect("get");
-            let entries = response.headers().get("cache-status").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let entries =
+                response.headers().get("cache-status").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
             let text = response.text().await.expect("body");
             if text == "v2 /soft" {
                 break;

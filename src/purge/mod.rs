@@ -220,8 +220,7 @@ impl Purger {
         let free = move || {
             let s = &purge.selection;
             let selects = |key: &VariantKey, object: &CachedObject| {
-                s.matches(&KeyParts::of(key.as_str()), || tags::of(&object.headers))
-                    && origin_ms(object) < purge.at
+                s.matches(&KeyParts::of(key.as_str()), || tags::of(&object.headers)) && origin_ms(object) < purge.at
             };
             let scan_main = !s.prefixes.is_empty() || !s.hosts.is_empty() || screen.tags.overflowed();
             for (i, store) in stores.iter().enumerate() {
