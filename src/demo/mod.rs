@@ -63,6 +63,16 @@ pub async fn run() -> Result<(), StartError> {
     );
     println!("  curl -s  http://{admin}/cluster                          # this node, its pop, every node's health");
     println!("  curl -s  http://{admin}/metrics | grep -E 'edgecache_(upstream_requests_total|peer_up)'");
+    let token = cluster::DEMO_TOKEN;
+    println!();
+    println!("Purge (every node of every pop confirms; 200 lists them):");
+    println!(
+        "  curl -s -X POST http://{admin}/purge -H 'Authorization: Bearer {token}' -d '{{\"urls\": [\"http://{edge}{local}\"]}}'"
+    );
+    println!("  curl -s -X PURGE http://{edge}{local} -H 'Authorization: Bearer {token}'   # the Varnish/Squid way");
+    println!(
+        "  curl -s -X POST http://{admin}/purge -H 'Authorization: Bearer {token}' -d '{{\"everything\": true, \"soft\": true}}'"
+    );
     let _ = tokio::signal::ctrl_c().await;
     println!("stopping");
     for node in nodes {

@@ -5,12 +5,17 @@
 //! what it lacks, and marks the node synced. If some peer cannot be reached, the objects stored before the gap stay
 //! marked for revalidation (nothing is lost by it, and no purge it may have missed is served around).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
+use super::fanout::Peer;
 use super::log::now_ms;
+use super::matcher::Clock;
+use super::{MIN_RETENTION, Purger, request};
 
 /// A pause longer than this means purges may have been missed.
 pub const GAP: Duration = Duration::from_millis(1_000);
@@ -97,6 +102,101 @@ impl Liveness {
         let at = self.unsynced_at.swap(0, Ordering::SeqCst);
         self.needs_sync.store(false, Ordering::SeqCst);
         at
+    }
+}
+
+impl Purger {
+    /// Pulls every peer's log and applies what this node lacks; `true` if every peer answered.
+    pub async fn catch_up(&self) -> bool {
+        let pulls = self.peers.iter().map(|peer| self.catch_up_with(peer));
+        let results = futures_util::future::join_all(pulls).await;
+        results.into_iter().all(|ok| ok)
+    }
+
+    async fn catch_up_with(&self, peer: &Peer) -> bool {
+        for _ in 0..1_000 {
+            let (epoch, since) = self.cursors.lock().ok().and_then(|c| c.get(&peer.id).copied()).unzip();
+            let page = match self.client.pull(peer, since.unwrap_or(0), epoch, self.config.fanout_timeout).await {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::debug!(peer = %peer.id, %error, "purge log not pulled");
+                    return false;
+                }
+            };
+            for purge in page.purges {
+                if purge.selection.check().is_ok() && request::check_id(&purge.id).is_ok() && self.apply(purge) {
+                    tracing::info!(peer = %peer.id, "applied a purge this node had missed");
+                }
+            }
+            if let Ok(mut cursors) = self.cursors.lock() {
+                cursors.insert(peer.id.clone(), (page.epoch, page.next));
+            }
+            if !page.more {
+                return true;
+            }
+        }
+        true
+    }
+
+    /// Runs the background work until `shutdown`: the liveness ticker, catch-ups (after a gap, and every
+    /// `purge.sync_interval`), and pruning of the log.
+    pub fn spawn(self: &Arc<Self>, shutdown: CancellationToken) {
+        let me = self.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(TICK);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = ticks.tick() => me.screen.liveness.tick(),
+                }
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut last_prune = Instant::now();
+            loop {
+                if me.screen.liveness.needs_sync() || !me.peers.is_empty() {
+                    let was_unsynced = me.screen.liveness.needs_sync();
+                    let all = me.catch_up().await;
+                    if was_unsynced {
+                        let unsynced_at = me.screen.liveness.synced();
+                        if !all {
+                            me.screen.revalidate_before.fetch_max(unsynced_at, Ordering::SeqCst);
+                            tracing::warn!(
+                                "not every peer could be reached: objects stored before the pause will be revalidated"
+                            );
+                        }
+                    }
+                }
+                if last_prune.elapsed() >= Duration::from_secs(10) {
+                    me.prune();
+                    last_prune = Instant::now();
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = me.screen.liveness.wake.notified() => {}
+                    _ = tokio::time::sleep(me.config.sync_interval) => {}
+                }
+            }
+        });
+    }
+
+    /// Drops log entries no stored object can still be invalidated by, and the oldest beyond the size cap.
+    pub fn prune(&self) {
+        let longest = Duration::from_millis(self.screen.longest_lifetime_ms.load(Ordering::Relaxed));
+        let expire_after = longest.max(MIN_RETENTION);
+        let pruned = self.log.prune(now_ms(), expire_after, self.config.log_max_age, self.config.log_max_entries);
+        if let Some(until) = pruned.dropped_until {
+            self.screen.revalidate_before.fetch_max(until + 1, Ordering::SeqCst);
+        }
+        if pruned.expired > 0 || pruned.dropped_until.is_some() {
+            let clock = Clock::of(self.log.all().iter().map(|p| p.as_ref()));
+            if let Ok(mut current) = self.screen.clock.write() {
+                *current = clock;
+            }
+        }
+        self.update_gauges();
     }
 }
 
