@@ -149,18 +149,46 @@ async fn a_sigkilled_edge_under_load_costs_no_client_errors_on_the_others_and_on
 }
 
 #[tokio::test]
-async fn a_stopped_shield_node_hands_its_keys_to_the_other() {
+async fn a_sigkilled_shield_node_under_load_hands_its_keys_to_the_other_without_client_errors() {
     let origin = TestOrigin::start(cacheable_origin()).await;
-    let mut cluster = TestCluster::start(&origin, ClusterSpec::default()).await;
+    let spec = ClusterSpec { child_shields: vec![0], ..ClusterSpec::default() };
+    let mut cluster = TestCluster::start(&origin, spec).await;
     let http = client();
+    // Misses under load (every request a new URL, so every one goes through a shield) while shield-1 is killed.
+    let (errors, done, next) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let stop_at = Instant::now() + Duration::from_millis(2000);
+    let mut workers = Vec::new();
+    for w in 0..6 {
+        let (http, errors, done, next) = (http.clone(), errors.clone(), done.clone(), next.clone());
+        let url = cluster.edges[w % 3].url("");
+        workers.push(tokio::spawn(async move {
+            while Instant::now() < stop_at {
+                let path = format!("/miss/{}", next.fetch_add(1, Ordering::Relaxed));
+                let ok = match http.get(format!("{url}{path}")).header("host", HOST).send().await {
+                    Ok(r) if r.status() == 200 => r.text().await.is_ok_and(|b| b == format!("body of {path}")),
+                    _ => false,
+                };
+                if !ok {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
     cluster.shields[0].kill().await;
-    for i in 0..60 {
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    assert!(done.load(Ordering::Relaxed) > 50, "load ran ({} requests)", done.load(Ordering::Relaxed));
+    assert_eq!(errors.load(Ordering::Relaxed), 0, "no client request failed while shield-1 died");
+    for i in 0..30 {
         let response = get(&http, &cluster.edges[i % 3], &format!("/after-shield/{i}")).send().await.expect("get");
         assert_eq!(response.status(), 200);
         let status = cache_status(&response);
         assert!(status.starts_with("shield-2; fwd=uri-miss"), "shield-2 took the key: {status}");
     }
-    assert_eq!(origin.hits(), 60);
     let up = cluster.edges[0].metric("edgecache_peer_up", &["peer=\"shield-1\""]).await;
     assert_eq!(up, 0.0, "edgecache_peer_up{{peer=\"shield-1\"}} is 0");
     assert_eq!(cluster.edges[0].metric("edgecache_peer_up", &["peer=\"shield-2\""]).await, 1.0);
@@ -273,4 +301,31 @@ async fn a_node_that_comes_back_gets_only_its_own_keys_back() {
     let owned_by_3 = paths.iter().filter(|p| cluster.edge_owner(p) == 2).count() as f64;
     assert_eq!(parent(2).await, owned_by_3, "edge-3 fetched its own keys again, and only those");
     assert_eq!(origin.hits(), 150, "from the shield, which had them all");
+}
+
+#[tokio::test]
+async fn an_unsafe_method_at_any_edge_invalidates_the_copy_its_owner_and_the_shield_hold() {
+    let origin = TestOrigin::start(|seen, _| match seen.method.as_str() {
+        "POST" => Reply::ok("done", &[("cache-control", "no-store")]),
+        _ => Reply::ok("document", &[("cache-control", "max-age=300")]),
+    })
+    .await;
+    let cluster = TestCluster::start(&origin, ClusterSpec::default()).await;
+    let http = client();
+    let path = "/doc";
+    let owner = cluster.edge_owner(path);
+    let other = (owner + 1) % 3;
+    let gets = || origin.seen().iter().filter(|s| s.method == "GET").count();
+    for _ in 0..2 {
+        assert_eq!(get(&http, &cluster.edges[other], path).send().await.expect("get").status(), 200);
+    }
+    assert_eq!(gets(), 1);
+    let post = http.post(cluster.edges[other].url(path)).header("host", HOST).body("x").send().await.expect("post");
+    assert_eq!(post.status(), 200);
+    let status = cache_status(&post);
+    assert!(status.ends_with("fwd=bypass; fwd-status=200; detail=peer"), "passed on by the owner: {status}");
+    assert!(status.contains(&format!("{}; fwd=bypass; fwd-status=200; detail=invalidated", cluster.edges[owner].id)));
+    let after = get(&http, &cluster.edges[other], path).send().await.expect("get");
+    assert_eq!(after.text().await.expect("body"), "document");
+    assert_eq!(gets(), 2, "the owner's and the shield's copies were invalidated");
 }

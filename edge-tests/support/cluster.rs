@@ -102,6 +102,8 @@ pub struct ClusterSpec {
     pub shields: usize,
     /// Edge indexes run as child processes.
     pub child_edges: Vec<usize>,
+    /// Shield indexes run as child processes.
+    pub child_shields: Vec<usize>,
     /// Shield nodes are listed but never started.
     pub shields_absent: bool,
     /// Extra `[cluster]` lines for every node (`parent_fallback = "error"`).
@@ -116,6 +118,7 @@ impl Default for ClusterSpec {
             edges: 3,
             shields: 2,
             child_edges: Vec::new(),
+            child_shields: Vec::new(),
             shields_absent: false,
             cluster_toml: String::new(),
             tweak: |_| {},
@@ -150,7 +153,8 @@ impl TestCluster {
         let edge_ids: Vec<String> = (1..=spec.edges).map(|i| format!("edge-{i}")).collect();
         let shield_ids: Vec<String> = (1..=spec.shields).map(|i| format!("shield-{i}")).collect();
         let mut edge_ports: Vec<Ports> = (0..spec.edges).map(|i| bind_ports(!spec.child_edges.contains(&i))).collect();
-        let mut shield_ports: Vec<Ports> = (0..spec.shields).map(|_| bind_ports(!spec.shields_absent)).collect();
+        let mut shield_ports: Vec<Ports> =
+            (0..spec.shields).map(|i| bind_ports(!spec.shields_absent && !spec.child_shields.contains(&i))).collect();
         let list = |ids: &[String], ports: &[Ports]| {
             ids.iter()
                 .zip(ports)
@@ -175,20 +179,24 @@ impl TestCluster {
             )
         };
         let mut shields = Vec::new();
-        for (id, ports) in shield_ids.iter().zip(shield_ports.iter_mut()) {
-            let runner = if spec.shields_absent {
-                Runner::Absent
+        for (i, (id, ports)) in shield_ids.iter().zip(shield_ports.iter_mut()).enumerate() {
+            let text = file(id, ports);
+            let (runner, dir) = if spec.shields_absent {
+                (Runner::Absent, None)
+            } else if spec.child_shields.contains(&i) {
+                let (child, dir) = child(&text);
+                (Runner::Child(child), Some(dir))
             } else {
-                in_process(&file(id, ports), std::mem::take(&mut ports.listeners), spec.tweak).await
+                (in_process(&text, std::mem::take(&mut ports.listeners), spec.tweak).await, None)
             };
-            let config = (file(id, ports), spec.tweak);
+            let config = (text, spec.tweak);
             shields.push(ClusterNode {
                 id: id.clone(),
                 http: ports.http,
                 admin: ports.admin,
                 runner,
                 config,
-                _dir: None,
+                _dir: dir,
             });
         }
         let mut edges = Vec::new();

@@ -129,6 +129,10 @@ impl Proxy {
         let version = request.version();
         let path = tracing::enabled!(target: "access", tracing::Level::DEBUG).then(|| request.uri().path().to_string());
         let (mut response, status) = self.serve(request, conn).await;
+        if status.detail == Some(peering::PROBE) {
+            // A peer's health probe is not traffic: no metrics, no access line.
+            return response;
+        }
         forward::strip_targeted_cache_control(response.headers_mut());
         respond::decorate(response.headers_mut(), &status, &self.node_id, self.via.for_version(version));
 
@@ -180,7 +184,11 @@ impl Proxy {
         if method != Method::GET && method != Method::HEAD {
             let invalidation = (!invalidate::is_safe(method))
                 .then(|| InvalidationTarget::new(conn.scheme, host, request.uri(), primary.clone()));
-            return self.pass(request, conn, "method", invalidation).await;
+            // Route: the owner of the URL passes it on, so that it is the owner's copy an unsafe method invalidates.
+            return match self.pass_to_owner(request, conn, &primary, from_peer.as_deref(), invalidation).await {
+                Ok(answer) => answer,
+                Err((request, invalidation)) => self.pass(request, conn, "method", invalidation).await,
+            };
         }
 
         // Route: the node of this pop that owns the key does the caching work.

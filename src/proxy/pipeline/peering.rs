@@ -19,6 +19,8 @@ use crate::cluster::{InPop, MAX_HOPS, Member, PROBE_HEADER, PeerAuth, RouteKey, 
 use crate::config::ParentFallback;
 use crate::policy::{CacheStatus, Forward, RequestDirectives, StoreDecision, Usability};
 use crate::proxy::body::{OnComplete, ProxyBody};
+use crate::proxy::invalidate::{self, InvalidationTarget};
+use crate::proxy::throttled::ClientStage;
 use crate::proxy::upstream::{UpstreamBody, UpstreamError};
 use crate::proxy::{forward, respond};
 
@@ -26,6 +28,9 @@ use crate::proxy::{forward, respond};
 /// where it entered the cluster, so it takes no client token here.
 #[derive(Debug, Clone)]
 pub(crate) struct ProvenPeer;
+
+/// The `Cache-Status` detail of a peer's health probe, which `handle` leaves out of the metrics.
+pub(super) const PROBE: &str = "probe";
 
 /// Which kind of upstream a request went to: the label of `edgecache_upstream_requests_total{upstream}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +116,7 @@ impl Proxy {
         from_peer: Option<&str>,
     ) -> Option<(Response<ProxyBody>, CacheStatus)> {
         if from_peer.is_some() && request.headers().contains_key(PROBE_HEADER) {
-            let status = CacheStatus { detail: Some("probe"), ..CacheStatus::default() };
+            let status = CacheStatus { detail: Some(PROBE), ..CacheStatus::default() };
             return Some((respond::error(StatusCode::OK, "up"), status));
         }
         if route::hop_count(request.headers()) >= MAX_HOPS {
@@ -168,6 +173,44 @@ impl Proxy {
             }
         }
         None
+    }
+
+    /// Forwards a request of another method (`POST`, `PUT`, …) to the owner of its URL, which passes it on and
+    /// invalidates its stored copy if the answer says so; once only (its body is sent), so a dead owner costs this
+    /// request a 502 and marks the owner down. `Err` gives the request back to pass it on from here.
+    pub(super) async fn pass_to_owner(
+        &self,
+        request: Request<Incoming>,
+        conn: ClientConn,
+        primary: &PrimaryKey,
+        from_peer: Option<&str>,
+        invalidation: Option<InvalidationTarget>,
+    ) -> Result<(Response<ProxyBody>, CacheStatus), (Request<Incoming>, Option<InvalidationTarget>)> {
+        let key = RouteKey::of(primary.as_str());
+        let InPop::Forward(owners) = self.cluster.in_pop(&key, from_peer) else { return Err((request, invalidation)) };
+        let Some(owner) = owners.first() else { return Err((request, invalidation)) };
+        if let Some(refused) = self.throttle_client(&request, conn, ClientStage::NotAHit) {
+            return Ok(refused);
+        }
+        let mut status = CacheStatus { detail: Some("peer"), ..CacheStatus::forwarded(Forward::Bypass) };
+        let (parts, body) = request.into_parts();
+        let upstream_request = self.upstream_request(&parts, Either::Left(body), conn);
+        match self.attempt(Hop::Peer, upstream_request, owner).await {
+            Ok(response) => {
+                status.forward_status = Some(response.status().as_u16());
+                if let Some(target) = invalidation
+                    && invalidate::response_invalidates(&parts.method, response.status())
+                {
+                    // Whatever this node holds of the URL (a hot copy, an older copy) goes too.
+                    target.apply(&self.store, response.headers());
+                    target.apply(&self.hot_store, response.headers());
+                }
+                let (mut head, body) = response.into_parts();
+                forward::strip_hop_by_hop(&mut head.headers);
+                Ok((Response::from_parts(head, ProxyBody::stream(body)), status))
+            }
+            Err(error) => Ok(self.upstream_failed(error, status)),
+        }
     }
 
     /// A fresh hot copy of this key kept here, as a hit.
