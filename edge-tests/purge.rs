@@ -286,12 +286,18 @@ async fn the_purge_method_needs_an_allowed_address_and_the_token() {
     assert_eq!(no_token.status(), 401);
     assert_eq!(body(&http, allowed.url("/wp/post-1")).await, "v1 /wp/post-1");
 
-    let ok = http.request(purge_method, allowed.url("/wp/post-1")).bearer_auth(TOKEN).send().await.expect("purge");
+    let ok =
+        http.request(purge_method.clone(), allowed.url("/wp/post-1")).bearer_auth(TOKEN).send().await.expect("purge");
     assert_eq!(ok.status(), 200);
     let answer: serde_json::Value = serde_json::from_str(&ok.text().await.expect("body")).expect("json");
     assert_eq!(confirmations(&answer), [("test-edge".to_string(), true)]);
     assert_eq!(body(&http, allowed.url("/wp/post-1")).await, "v2 /wp/post-1");
     assert!(!origin.seen().iter().any(|s| s.method.as_str() == "PURGE"), "PURGE never reaches the origin");
+    let soft =
+        http.request(purge_method, allowed.url("/wp/post-1")).bearer_auth(TOKEN).header("edgecache-soft-purge", "1");
+    assert_eq!(soft.send().await.expect("purge").status(), 200);
+    assert_eq!(metric(&http, &allowed, "edgecache_purges_total", &["kind=\"url\"", "soft=\"true\""]).await, 1.0);
+    assert_eq!(metric(&http, &allowed, "edgecache_purges_total", &["kind=\"url\"", "soft=\"false\""]).await, 1.0);
 }
 
 #[tokio::test]
