@@ -65,13 +65,14 @@ pub struct PeerClient {
 }
 
 impl PeerClient {
-    /// A client that signs as `node_id` with `cluster.secret`.
-    pub fn new(node_id: &str, auth: PeerAuth) -> Result<PeerClient, FanoutError> {
+    /// A client that signs as `node_id` with `cluster.secret`; `https` peers are checked against the web roots and
+    /// `ca_file` (`origin.ca_file`, as for every upstream).
+    pub fn new(node_id: &str, auth: PeerAuth, ca_file: Option<&std::path::Path>) -> Result<PeerClient, FanoutError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(Duration::from_secs(2)));
-        let tls = crate::tls::origin_client_config(None).map_err(|e| FanoutError::Tls(e.to_string()))?;
+        let tls = crate::tls::origin_client_config(ca_file).map_err(|e| FanoutError::Tls(e.to_string()))?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()

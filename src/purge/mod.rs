@@ -112,7 +112,7 @@ impl Purger {
             also: RwLock::new(Vec::new()),
             log: PurgeLog::new(),
             screen,
-            client: PeerClient::new(&config.node.id, auth.clone())?,
+            client: PeerClient::new(&config.node.id, auth.clone(), config.origin.ca_file.as_deref())?,
             peers,
             metrics: purge_metrics,
             cursors: Mutex::new(std::collections::HashMap::new()),
