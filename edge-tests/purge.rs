@@ -345,3 +345,33 @@ async fn clients_cannot_use_the_node_to_node_endpoints() {
     assert!(cache_status(&kept).contains("hit"));
     assert_eq!(origin.hits(), 1, "nothing reached the origin either");
 }
+
+#[tokio::test]
+async fn a_request_after_a_purge_does_not_join_a_fetch_begun_before_it() {
+    let version = Arc::new(AtomicUsize::new(1));
+    let v = version.clone();
+    let origin = TestOrigin::start(move |_, _| {
+        let body = format!("v{}", v.load(Ordering::SeqCst));
+        Reply::ok(body, &[("cache-control", "max-age=300")]).delayed(Duration::from_millis(800))
+    })
+    .await;
+    let node = node_with_token(&origin).await;
+    let http = client();
+    let before = tokio::spawn({
+        let (http, url) = (http.clone(), node.url("/slow"));
+        async move { http.get(url).send().await.expect("get").text().await.expect("body") }
+    });
+    // The first fetch is at the origin (it read v1); the content changes and is purged while it is in flight.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while origin.hits() == 0 {
+        assert!(Instant::now() < deadline, "the first request never reached the origin");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    version.store(2, Ordering::SeqCst);
+    let (status, _) = purge(&http, &node, &format!(r#"{{"urls": ["{}"]}}"#, node.url("/slow"))).await;
+    assert_eq!(status, 200);
+    let after = http.get(node.url("/slow")).send().await.expect("get");
+    assert!(cache_status(&after).contains("detail=purged"), "{}", cache_status(&after));
+    assert_eq!(after.text().await.expect("body"), "v2", "not the pre-purge fetch's answer");
+    assert_eq!(before.await.expect("task"), "v1", "the request from before the purge got its own fetch");
+}

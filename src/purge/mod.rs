@@ -22,7 +22,7 @@ pub mod tags;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::Uri;
 
@@ -67,6 +67,8 @@ pub struct Purger {
     /// Per peer: the epoch and cursor of its log already pulled.
     cursors: Mutex<std::collections::HashMap<String, (u64, u64)>>,
     next_id: AtomicU64,
+    /// When (Unix ms, this node's clock) the last purge was applied here.
+    last_applied_ms: AtomicU64,
 }
 
 /// The answer to a purge: its id, and every node with whether it confirmed.
@@ -117,6 +119,7 @@ impl Purger {
             metrics: purge_metrics,
             cursors: Mutex::new(std::collections::HashMap::new()),
             next_id: AtomicU64::new(1),
+            last_applied_ms: AtomicU64::new(0),
         }))
     }
 
@@ -172,6 +175,7 @@ impl Purger {
         if let Ok(mut clock) = self.screen.clock.write() {
             clock.record(&purge);
         }
+        self.last_applied_ms.fetch_max(now_ms(), Ordering::SeqCst);
         let soft = if purge.selection.soft { "true" } else { "false" };
         for kind in purge.selection.kinds() {
             self.metrics.purges.with_label_values(&[kind, soft]).inc();
@@ -236,6 +240,12 @@ impl Purger {
     fn update_gauges(&self) {
         self.metrics.log_entries.set(i64::try_from(self.log.len()).unwrap_or(i64::MAX));
         self.metrics.tag_index_entries.set(i64::try_from(self.screen.tags.len()).unwrap_or(i64::MAX));
+    }
+
+    /// Whether a purge was applied here after `t` (then a fetch begun at `t` must not be shared with requests
+    /// that arrive now: it may bring what the purge removed).
+    pub fn applied_since(&self, t: SystemTime) -> bool {
+        log::unix_ms(t) <= self.last_applied_ms.load(Ordering::SeqCst)
     }
 
     /// The purge log.
