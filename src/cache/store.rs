@@ -231,14 +231,6 @@ impl Store {
         self.put(key, Arc::new(object));
     }
 
-    /// The object stored at `key`, without screening (purge checks it before removing it).
-    pub fn peek(&self, key: &VariantKey) -> Option<Arc<CachedObject>> {
-        match self.slots.get(key) {
-            Some(Slot::Object(object)) => Some(object),
-            _ => None,
-        }
-    }
-
     /// Removes every stored object for which `matches` holds (a scan of the whole store); returns how many.
     pub fn remove_matching(&self, matches: impl Fn(&VariantKey, &CachedObject) -> bool) -> usize {
         let mut removed = 0;

@@ -222,11 +222,19 @@ impl Purger {
                     continue;
                 }
                 for tag in &s.tags {
-                    for key in screen.tags.keys(tag) {
-                        // The index names the tag already: only the object's age is left to check.
-                        if store.peek(&key).is_some_and(|object| origin_ms(&object) < purge.at) {
-                            store.remove(&key);
-                        }
+                    // Lookups refuse these already; this frees them. An object refilled since the purge may be
+                    // freed with them: it is only fetched again.
+                    let keys = screen.tags.keys(tag);
+                    let (first, second) = keys.split_at(keys.len() / 2);
+                    let remove = |keys: &[VariantKey]| keys.iter().for_each(|key| store.remove(key));
+                    if keys.len() < 10_000 {
+                        remove(&keys);
+                    } else {
+                        // Many objects: two threads (moka's map is concurrent).
+                        std::thread::scope(|scope| {
+                            scope.spawn(|| remove(first));
+                            remove(second);
+                        });
                     }
                 }
             }

@@ -101,7 +101,7 @@ impl StoreHooks for Screen {
     fn left(&self, key: &VariantKey, object: &CachedObject, replaced: bool) {
         // A replaced object's key stays in the index for the object that took its place.
         if !replaced && tags::has_tags(&object.headers) {
-            self.tags.remove(key, &tags::of(&object.headers));
+            self.tags.remove(key, tags::iter(&object.headers));
             self.tag_gauge.set(i64::try_from(self.tags.len()).unwrap_or(i64::MAX));
         }
     }

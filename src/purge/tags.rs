@@ -84,15 +84,15 @@ impl TagIndex {
     }
 
     /// Forgets an object that left the store.
-    pub fn remove(&self, key: &VariantKey, tags: &[String]) {
+    pub fn remove<'t>(&self, key: &VariantKey, tags: impl IntoIterator<Item = &'t str>) {
         let Ok(mut map) = self.map.lock() else { return };
         for tag in tags {
-            let Some(keys) = map.get_mut(tag.as_str()) else { continue };
+            let Some(keys) = map.get_mut(tag) else { continue };
             if keys.remove(key) {
                 self.pairs.fetch_sub(1, Ordering::Relaxed);
             }
             if keys.is_empty() {
-                map.remove(tag.as_str());
+                map.remove(tag);
             }
         }
     }
@@ -147,8 +147,8 @@ mod tests {
         assert_eq!(index.len(), 3);
         assert!(index.overflowed(), "the fourth pair found no room");
         assert_eq!(index.keys("a").len(), 2);
-        index.remove(&key("/1"), &tags);
-        index.remove(&key("/2"), &tags);
+        index.remove(&key("/1"), tags.iter().map(String::as_str));
+        index.remove(&key("/2"), ["a", "b"]);
         assert!(index.is_empty());
         assert!(index.keys("a").is_empty());
     }
