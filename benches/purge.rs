@@ -264,21 +264,26 @@ fn hits_while_purging() {
     for p in 0..phases {
         let with_purges = p % 2 == 1;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // The client sending purges runs on a thread of its own, as it would on another machine: only the node's
+        // handling of the purges shares the node's runtime with the hits.
         let sender = with_purges.then(|| {
             let stop = stop.clone();
-            side.spawn(async move {
-                let http = reqwest::Client::builder().no_proxy().build().expect("client");
-                let mut ticks = tokio::time::interval(Duration::from_millis(60));
-                let mut sent = 0usize;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    ticks.tick().await;
-                    let body = format!(r#"{{"tags": ["gone-{p}-{sent}"]}}"#);
-                    let answer = http.post(format!("http://{admin}/purge")).bearer_auth("bench-token").body(body);
-                    if answer.send().await.is_ok_and(|r| r.status() == reqwest::StatusCode::OK) {
-                        sent += 1;
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                runtime.block_on(async move {
+                    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+                    let mut ticks = tokio::time::interval(Duration::from_millis(60));
+                    let mut sent = 0usize;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        ticks.tick().await;
+                        let body = format!(r#"{{"tags": ["gone-{p}-{sent}"]}}"#);
+                        let answer = http.post(format!("http://{admin}/purge")).bearer_auth("bench-token").body(body);
+                        if answer.send().await.is_ok_and(|r| r.status() == reqwest::StatusCode::OK) {
+                            sent += 1;
+                        }
                     }
-                }
-                sent
+                    sent
+                })
             })
         });
         let started = Instant::now();
@@ -299,7 +304,7 @@ fn hits_while_purging() {
         });
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(sender) = sender {
-            purges_sent += side.block_on(sender).expect("sender");
+            purges_sent += sender.join().expect("sender");
         }
         if with_purges { purging.extend(latencies) } else { quiet.extend(latencies) }
     }
