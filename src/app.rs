@@ -20,6 +20,7 @@ use crate::proxy::listener::{self, ConnectionBuilder, Transport};
 use crate::proxy::probe::prober;
 use crate::proxy::upstream::UpstreamSetupError;
 use crate::proxy::{OriginTarget, Proxy, Upstream};
+use crate::purge::{PurgeSetupError, Purger};
 use crate::throttle::Throttle;
 use crate::tls::{TlsError, TlsTerminator};
 
@@ -34,6 +35,8 @@ pub enum StartError {
     Upstream(#[from] UpstreamSetupError),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    #[error(transparent)]
+    Purge(#[from] PurgeSetupError),
     #[error("origin.url is required for this node and must be an absolute http(s) URL")]
     NoOrigin,
 }
@@ -101,6 +104,7 @@ pub async fn start_on(config: Config, mut bound: Vec<std::net::TcpListener>) -> 
         _ => return Err(StartError::NoOrigin),
     };
     let upstream = Upstream::new(&config.origin)?;
+    let purge = Purger::new(&config, store.clone(), &metrics)?;
     let throttle = Arc::new(Throttle::new(&config.throttle, &metrics));
     throttle.spawn_sweeper();
     let peer_up = metrics.peer_up.clone();
@@ -111,13 +115,15 @@ pub async fn start_on(config: Config, mut bound: Vec<std::net::TcpListener>) -> 
     ));
     let hot_memory = config.cache.memory / 16;
     let hot_store = Arc::new(Store::new(hot_memory, config.cache.max_object_size.min(hot_memory), Box::new(|_| {})));
+    purge.also_screen(hot_store.clone());
     let proxy = Arc::new(
         Proxy::new(&config.node.id, store.clone(), upstream.clone(), origin, metrics.clone())
             .with_lock_timeout(config.cache.lock_timeout)
             .with_throttle(throttle)
-            .with_cluster(cluster.clone(), hot_store)
+            .with_cluster(cluster.clone(), hot_store.clone())
             .with_compression(crate::compress::Compression::new(&config.compression))
-            .with_access_log(config.log.access),
+            .with_access_log(config.log.access)
+            .with_purge(purge.clone()),
     );
     let tls = if config.server.tls_listen.is_empty() {
         None
@@ -126,6 +132,7 @@ pub async fn start_on(config: Config, mut bound: Vec<std::net::TcpListener>) -> 
     };
 
     let shutdown = CancellationToken::new();
+    purge.spawn(shutdown.clone());
     let graceful = Arc::new(GracefulShutdown::new());
     let connections = ConnectionBuilder::new(&config.server);
     let mut http_addrs = Vec::new();
@@ -161,6 +168,7 @@ pub async fn start_on(config: Config, mut bound: Vec<std::net::TcpListener>) -> 
         store: store.clone(),
         ready: false.into(),
         cluster: cluster.clone(),
+        purge: Some(purge),
     });
     let admin_addr = match config.admin.listen {
         Some(addr) => {

@@ -12,5 +12,6 @@ pub mod demo;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod purge;
 pub mod throttle;
 pub mod tls;

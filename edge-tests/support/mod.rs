@@ -3,6 +3,7 @@
 pub mod cluster;
 pub mod origin;
 pub mod processes;
+pub mod purge_nodes;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process serves), `/readyz` (listening,
-//! config loaded, not draining) and `/cluster` (the topology and each node's health as this node sees it).
+//! config loaded, not draining), `/cluster` (the topology and each node's health as this node sees it) and
+//! `POST /purge` (handled by `purge::endpoints`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::Store;
 use crate::metrics::Metrics;
+use crate::purge::Purger;
 
 /// What the admin endpoints read.
 pub struct AdminState {
@@ -26,6 +28,8 @@ pub struct AdminState {
     pub ready: AtomicBool,
     /// The topology and peer health, for `/cluster`.
     pub cluster: Arc<crate::cluster::Cluster>,
+    /// The purge service (`POST /purge`); `None`: 404.
+    pub purge: Option<Arc<Purger>>,
 }
 
 /// Serves the admin API until `shutdown`.
@@ -45,7 +49,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: Canc
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, request)) }
+                async move { Ok::<_, Infallible>(route(&state, request).await) }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -58,8 +62,12 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, shutdown: Canc
     }
 }
 
-fn route(state: &AdminState, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(state: &AdminState, request: Request<Incoming>) -> Response<Full<Bytes>> {
     match (request.method(), request.uri().path()) {
+        (&Method::POST, "/purge") if state.purge.is_some() => match &state.purge {
+            Some(purge) => purge.admin_post(request).await.map(Full::new),
+            None => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+        },
         (&Method::GET, "/metrics") => {
             state.store.run_pending_tasks();
             state.metrics.cache_bytes.set(i64::try_from(state.store.weighted_bytes()).unwrap_or(i64::MAX));

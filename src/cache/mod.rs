@@ -1,11 +1,13 @@
 //! The cache: keys (normalised URL + `Vary`), stored objects, and the in-memory store they live in.
 
 pub mod encoded;
+pub mod hooks;
 pub mod key;
 pub mod object;
 pub mod store;
 
 pub use encoded::EncodedVariants;
+pub use hooks::{Screened, StoreHooks};
 pub use key::{PrimaryKey, VariantKey, VarySpec};
 pub use object::CachedObject;
 pub use store::{EvictionHook, Lookup, Store};

@@ -4,13 +4,14 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderMap;
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
+use super::hooks::{Screened, StoreHooks};
 use super::key::{PrimaryKey, VariantKey, VarySpec};
 use super::object::CachedObject;
 
@@ -60,6 +61,8 @@ pub struct Store {
     max_object_size: u64,
     /// The next vary record's generation.
     next_generation: AtomicU64,
+    /// Observers attached once, after the store is built (purge).
+    hooks: Arc<OnceLock<Arc<dyn StoreHooks>>>,
 }
 
 struct KeepFor;
@@ -86,6 +89,8 @@ impl moka::Expiry<VariantKey, Slot> for KeepFor {
 impl Store {
     /// A store of at most `memory` bytes holding objects of at most `max_object_size` bytes.
     pub fn new(memory: u64, max_object_size: u64, on_evict: EvictionHook) -> Store {
+        let hooks: Arc<OnceLock<Arc<dyn StoreHooks>>> = Arc::new(OnceLock::new());
+        let listener_hooks = hooks.clone();
         let slots = Cache::builder()
             .max_capacity(memory)
             .weigher(|key: &VariantKey, slot: &Slot| match slot {
@@ -93,9 +98,10 @@ impl Store {
                 Slot::Vary(_) => VARY_RECORD_BYTES + u32::try_from(key.as_str().len()).unwrap_or(u32::MAX),
             })
             .expire_after(KeepFor)
-            .eviction_listener(move |_, slot, cause| {
-                if let Slot::Vary(_) = slot {
-                    return;
+            .eviction_listener(move |key, slot, cause| {
+                let Slot::Object(object) = slot else { return };
+                if let Some(hooks) = listener_hooks.get() {
+                    hooks.left(&key, &object, cause == RemovalCause::Replaced);
                 }
                 on_evict(match cause {
                     RemovalCause::Size => "size",
@@ -105,7 +111,32 @@ impl Store {
                 })
             })
             .build();
-        Store { slots, max_object_size, next_generation: AtomicU64::new(1) }
+        Store { slots, max_object_size, next_generation: AtomicU64::new(1), hooks }
+    }
+
+    /// Attaches the store's observers (once; a second call is ignored and returns false).
+    pub fn set_hooks(&self, hooks: Arc<dyn StoreHooks>) -> bool {
+        self.hooks.set(hooks).is_ok()
+    }
+
+    /// The found object at `key` as the hooks screen it; `miss` is the lookup's answer if it must not be served.
+    fn screened(&self, key: VariantKey, object: Arc<CachedObject>, miss: fn(VariantKey) -> Lookup) -> Lookup {
+        let Some(hooks) = self.hooks.get() else { return Lookup::Found(key, object) };
+        match hooks.screen(&key, &object) {
+            Screened::Keep => Lookup::Found(key, object),
+            Screened::Replace(object) => Lookup::Found(key, object),
+            Screened::Remove => {
+                self.slots.invalidate(&key);
+                miss(key)
+            }
+        }
+    }
+
+    fn put(&self, key: VariantKey, object: Arc<CachedObject>) {
+        if let Some(hooks) = self.hooks.get() {
+            hooks.stored(&key, &object);
+        }
+        self.slots.insert(key, Slot::Object(object));
     }
 
     /// Largest body this store keeps.
@@ -118,14 +149,14 @@ impl Store {
         let primary_key = VariantKey::primary(primary);
         let record = match self.slots.get(&primary_key) {
             None => return Lookup::UriMiss(primary_key),
-            Some(Slot::Object(object)) => return Lookup::Found(primary_key, object),
+            Some(Slot::Object(object)) => return self.screened(primary_key, object, Lookup::UriMiss),
             Some(Slot::Vary(record)) => record,
         };
         // `Vary: *` is never stored (policy refuses it), so a vary record always names fields.
         let Some(key) = VariantKey::new(primary, &record.spec, request) else { return Lookup::UriMiss(primary_key) };
         let key = key.in_generation(record.generation);
         match self.slots.get(&key) {
-            Some(Slot::Object(object)) => Lookup::Found(key, object),
+            Some(Slot::Object(object)) => self.screened(key, object, Lookup::VaryMiss),
             _ => Lookup::VaryMiss(key),
         }
     }
@@ -145,7 +176,7 @@ impl Store {
             if let Some(Slot::Vary(record)) = current {
                 self.remove_variants(&record);
             }
-            self.slots.insert(key, Slot::Object(Arc::new(object)));
+            self.put(key, Arc::new(object));
             return true;
         }
         let record = match current {
@@ -167,7 +198,7 @@ impl Store {
             }
             variants.insert(key.clone());
         }
-        self.slots.insert(key, Slot::Object(Arc::new(object)));
+        self.put(key, Arc::new(object));
         true
     }
 
@@ -197,7 +228,26 @@ impl Store {
 
     /// Replaces a stored variant under its existing key (after a 304 refreshed it).
     pub fn replace(&self, key: VariantKey, object: CachedObject) {
-        self.slots.insert(key, Slot::Object(Arc::new(object)));
+        self.put(key, Arc::new(object));
+    }
+
+    /// Removes every stored object for which `matches` holds (a scan of the whole store); returns how many.
+    pub fn remove_matching(&self, matches: impl Fn(&VariantKey, &CachedObject) -> bool) -> usize {
+        let mut removed = 0;
+        for (key, slot) in self.slots.iter() {
+            if let Slot::Object(object) = slot
+                && matches(&key, &object)
+            {
+                self.slots.invalidate(key.as_ref());
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Removes everything.
+    pub fn clear(&self) {
+        self.slots.invalidate_all();
     }
 
     /// Stores `object` again under `key` if the key still holds this very object, so that the store weighs it

@@ -74,12 +74,14 @@ impl FailedFetch {
 /// One fetch in flight: its outcome once published.
 pub struct Flight {
     outcome: watch::Sender<Option<Arc<Outcome>>>,
+    /// When the fetch began (a request that arrives after a purge does not join a fetch begun before it).
+    pub started: std::time::SystemTime,
 }
 
 impl Flight {
     /// A fetch whose outcome is not known yet.
     pub fn new() -> Flight {
-        Flight { outcome: watch::Sender::new(None) }
+        Flight { outcome: watch::Sender::new(None), started: std::time::SystemTime::now() }
     }
 
     /// Publishes the outcome; returns false (and changes nothing) if one was published already.

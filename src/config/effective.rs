@@ -23,6 +23,7 @@ struct Effective<'a> {
     throttle: &'a ThrottleConfig,
     admin: Admin<'a>,
     log: &'a LogConfig,
+    purge: &'a PurgeConfig,
     pops: &'a [PopConfig],
 }
 
@@ -72,6 +73,7 @@ pub fn to_toml(cfg: &Config) -> String {
             token: cfg.admin.token.as_ref().map(|_| MASK),
         },
         log: &cfg.log,
+        purge: &cfg.purge,
         pops: &cfg.pops,
     };
     match toml::to_string_pretty(&out) {

@@ -28,6 +28,7 @@ pub struct FileConfig {
     pub throttle: Field<ThrottleFile>,
     pub admin: Field<AdminFile>,
     pub log: Field<LogFile>,
+    pub purge: Field<PurgeFile>,
 }
 
 /// `[node]`.
@@ -148,6 +149,18 @@ pub struct AdminFile {
 #[serde(deny_unknown_fields)]
 pub struct LogFile {
     pub access: Field<bool>,
+}
+
+/// `[purge]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeFile {
+    pub allow: Field<Vec<Spanned<String>>>,
+    pub fanout_timeout: Field<String>,
+    pub sync_interval: Field<String>,
+    pub log_max_entries: Field<i64>,
+    pub log_max_age: Field<String>,
+    pub tag_index_max: Field<i64>,
 }
 
 /// A size as written: an integer number of bytes or a string with a unit.

@@ -23,6 +23,7 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
+    pub purge: PurgeConfig,
 }
 
 /// `[node]`: who this node is.
@@ -235,6 +236,39 @@ pub struct LogConfig {
     pub access: bool,
 }
 
+/// `[purge]`: purge fan-out, the purge log and the tag index.
+#[derive(Debug, Clone, Serialize)]
+pub struct PurgeConfig {
+    /// Client networks allowed to send the `PURGE` method on the data plane (with the admin token); default nobody.
+    pub allow: Vec<ipnet::IpNet>,
+    /// How long the node that received a purge waits for every other node to confirm it before answering 202.
+    #[serde(serialize_with = "ser::duration")]
+    pub fanout_timeout: Duration,
+    /// How often a node pulls the purge logs of its peers (catch-up after a partition).
+    #[serde(serialize_with = "ser::duration")]
+    pub sync_interval: Duration,
+    /// Most purges kept in the purge log.
+    pub log_max_entries: usize,
+    /// Longest a purge is kept in the log (it is dropped sooner once older than every stored object's lifetime).
+    #[serde(serialize_with = "ser::duration")]
+    pub log_max_age: Duration,
+    /// Most (tag, object) pairs the tag index holds.
+    pub tag_index_max: usize,
+}
+
+impl Default for PurgeConfig {
+    fn default() -> PurgeConfig {
+        PurgeConfig {
+            allow: Vec::new(),
+            fanout_timeout: Duration::from_secs(2),
+            sync_interval: Duration::from_secs(5),
+            log_max_entries: 100_000,
+            log_max_age: Duration::from_secs(24 * 3600),
+            tag_index_max: 1_000_000,
+        }
+    }
+}
+
 /// Serializers that print values the way an operator writes them in the file.
 mod ser {
     use std::time::Duration;
@@ -309,6 +343,7 @@ impl Config {
             throttle: ThrottleConfig::off(),
             admin: AdminConfig { listen: None, token: None },
             log: LogConfig::default(),
+            purge: PurgeConfig::default(),
         }
     }
 }

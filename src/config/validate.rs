@@ -9,7 +9,8 @@ use serde_spanned::Spanned;
 use super::check::{Checker, open};
 use super::document::Problem;
 use super::file::{
-    AdminFile, CacheFile, ClusterFile, CompressionFile, Field, FileConfig, OriginFile, ServerFile, ThrottleFile,
+    AdminFile, CacheFile, ClusterFile, CompressionFile, Field, FileConfig, OriginFile, PurgeFile, ServerFile,
+    ThrottleFile,
 };
 use super::model::*;
 use super::topology;
@@ -59,6 +60,7 @@ pub fn validate(file: FileConfig, ck: &mut Checker<'_>, env: &Env) -> Option<Con
     let throttle = throttle(open(file.throttle).1, ck);
     let admin = admin(open(file.admin).1, ck, env, &addrs);
     let log = LogConfig { access: open(file.log).1.access.map(|a| a.into_inner()).unwrap_or(false) };
+    let purge = purge(open(file.purge).1, ck);
     let topo = topology::Inputs {
         node: open(file.node),
         pops: file.pops.map(|p| p.into_inner()).unwrap_or_default(),
@@ -74,7 +76,7 @@ pub fn validate(file: FileConfig, ck: &mut Checker<'_>, env: &Env) -> Option<Con
     if !ck.problems.is_empty() {
         return None;
     }
-    Some(Config { node, server, origin, cache, pops, cluster, compression, throttle, admin, log })
+    Some(Config { node, server, origin, cache, pops, cluster, compression, throttle, admin, log, purge })
 }
 
 /// An address some listener binds, with its place and key, to find two listeners on one address.
@@ -270,6 +272,11 @@ fn throttle(t: ThrottleFile, ck: &mut Checker<'_>) -> ThrottleConfig {
 
 /// `throttle.trusted_proxies`: networks (`"10.0.0.0/8"`, `"2001:db8::/32"`) or single addresses.
 fn trusted_proxies(field: &Field<Vec<Spanned<String>>>, ck: &mut Checker<'_>) -> Vec<ipnet::IpNet> {
+    networks(field, "throttle.trusted_proxies", ck)
+}
+
+/// A list of networks (`"10.0.0.0/8"`, `"2001:db8::/32"`) or single addresses under `key`.
+fn networks(field: &Field<Vec<Spanned<String>>>, key: &str, ck: &mut Checker<'_>) -> Vec<ipnet::IpNet> {
     let Some(list) = field else { return Vec::new() };
     let mut networks = Vec::new();
     for (i, text) in list.get_ref().iter().enumerate() {
@@ -280,7 +287,7 @@ fn trusted_proxies(field: &Field<Vec<Spanned<String>>>, ck: &mut Checker<'_>) ->
             Ok(net) => networks.push(net.trunc()),
             Err(_) => ck.report(
                 text.span().start,
-                format!("throttle.trusted_proxies[{i}]"),
+                format!("{key}[{i}]"),
                 format!("invalid network {value:?}: expected an address or CIDR, like \"10.0.0.0/8\" or \"::1\""),
             ),
         }
@@ -300,6 +307,21 @@ fn admin(a: AdminFile, ck: &mut Checker<'_>, env: &Env, bound: &[Bound]) -> Admi
     };
     let token = ck.non_empty(&a.token, "admin.token").or_else(|| env.admin_token.clone());
     AdminConfig { listen, token }
+}
+
+fn purge(p: PurgeFile, ck: &mut Checker<'_>) -> PurgeConfig {
+    let d = PurgeConfig::default();
+    let max_count = |field: &Field<i64>, key: &str, default: usize, ck: &mut Checker<'_>| {
+        ck.integer(field, key, 1, 100_000_000).map_or(default, |n| n as usize)
+    };
+    PurgeConfig {
+        allow: networks(&p.allow, "purge.allow", ck),
+        fanout_timeout: ck.duration(&p.fanout_timeout, "purge.fanout_timeout", d.fanout_timeout),
+        sync_interval: ck.duration(&p.sync_interval, "purge.sync_interval", d.sync_interval),
+        log_max_entries: max_count(&p.log_max_entries, "purge.log_max_entries", d.log_max_entries, ck),
+        log_max_age: ck.duration(&p.log_max_age, "purge.log_max_age", d.log_max_age),
+        tag_index_max: max_count(&p.tag_index_max, "purge.tag_index_max", d.tag_index_max, ck),
+    }
 }
 
 /// Problems of `ck`, minus those about keys the structural pass already reported and removed.

@@ -64,11 +64,16 @@ pub async fn start(origin: Uri) -> Result<Vec<DemoNode>, StartError> {
         config.admin.listen = Some(admin);
         config.pops = pops.clone();
         config.cluster.secret = Some("demo-secret".to_string());
+        config.admin.token = Some(DEMO_TOKEN.to_string());
+        config.purge.allow = vec![ipnet::IpNet::from(std::net::IpAddr::from([127, 0, 0, 1]))];
         let handle = app::start_on(config, listeners).await?;
         nodes.push(DemoNode { id, http, admin, handle });
     }
     Ok(nodes)
 }
+
+/// The demo's admin token (`POST /purge`, `PURGE`).
+pub const DEMO_TOKEN: &str = "demo-token";
 
 /// The first `/static/NAME.css` requested at `edge` (by its address as `Host`) that `owner` owns.
 pub fn path_owned_by(nodes: &[DemoNode], edge: &DemoNode, owner: &str) -> String {

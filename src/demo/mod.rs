@@ -70,6 +70,16 @@ pub async fn run() -> Result<(), StartError> {
         "      # compressed once (detail=encoded), then again: served from the stored br variant (detail=encoded-hit)"
     );
     println!("  curl -s  http://{admin}/metrics | grep -E 'edgecache_(requests|compressed_bytes)_total'");
+    let token = cluster::DEMO_TOKEN;
+    println!();
+    println!("Purge (every node of every pop confirms; 200 lists them):");
+    println!(
+        "  curl -s -X POST http://{admin}/purge -H 'Authorization: Bearer {token}' -d '{{\"urls\": [\"http://{edge}{local}\"]}}'"
+    );
+    println!("  curl -s -X PURGE http://{edge}{local} -H 'Authorization: Bearer {token}'   # the Varnish/Squid way");
+    println!(
+        "  curl -s -X POST http://{admin}/purge -H 'Authorization: Bearer {token}' -d '{{\"everything\": true, \"soft\": true}}'"
+    );
     let _ = tokio::signal::ctrl_c().await;
     println!("stopping");
     for node in nodes {

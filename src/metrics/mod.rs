@@ -181,6 +181,11 @@ impl Metrics {
         })
     }
 
+    /// The registry, for parts that register series of their own (purge); they carry `node` and `pop` too.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The Prometheus text exposition of every series.
     pub fn render(&self) -> String {
         let mut out = Vec::new();

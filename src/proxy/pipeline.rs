@@ -34,6 +34,7 @@ use crate::policy::conditional::{
     Precondition, add_revalidation_headers, evaluate_preconditions, merge_not_modified, not_modified_selects,
 };
 use crate::policy::{CacheStatus, Forward, RequestDirectives, StoreDecision, Usability};
+use crate::purge::Purger;
 use crate::throttle::Throttle;
 
 /// How a client reached this node.
@@ -74,6 +75,8 @@ pub struct Proxy {
     compression: Compression,
     /// `log.access`: write an access line per request at INFO (else at DEBUG, when the filter lets it through).
     access_log: bool,
+    /// Answers `PURGE` and the node-to-node purge endpoints (`None`: they are forwarded like any request).
+    purge: Option<Arc<Purger>>,
 }
 
 impl Proxy {
@@ -99,6 +102,7 @@ impl Proxy {
             hot_store: Arc::new(Store::new(1 << 20, 1 << 20, Box::new(|_| {}))),
             compression: Compression::default(),
             access_log: false,
+            purge: None,
         }
     }
 
@@ -118,6 +122,12 @@ impl Proxy {
     /// Writes an access line per request at INFO level (`log.access = true`).
     pub fn with_access_log(mut self, on: bool) -> Proxy {
         self.access_log = on;
+        self
+    }
+
+    /// The same data plane answering `PURGE` and the node-to-node purge endpoints with `purge`.
+    pub fn with_purge(mut self, purge: Arc<Purger>) -> Proxy {
+        self.purge = Some(purge);
         self
     }
 
@@ -171,6 +181,12 @@ impl Proxy {
             return answer;
         }
         let conn = self.conn_through_peers(&request, conn);
+        if let Some(purge) = self.purge.as_ref().filter(|_| Purger::handles(&request)) {
+            // `PURGE <url>` and the node-to-node purge endpoints are answered here, never forwarded.
+            let host = request_host(&request).unwrap_or_default().to_string();
+            let answer = purge.data_plane(request, conn.peer, conn.scheme, &host, from_peer.as_deref()).await;
+            return (answer.map(ProxyBody::full), CacheStatus { detail: Some("purge"), ..CacheStatus::default() });
+        }
         let Some(host) = request_host(&request) else {
             let status = CacheStatus { detail: Some("no-host"), error: true, ..CacheStatus::default() };
             return (respond::error(StatusCode::BAD_REQUEST, "the request names no host"), status);

@@ -294,3 +294,25 @@ fn cluster_values() {
         ParentFallback::Error
     );
 }
+
+#[test]
+fn purge_keys_have_defaults_and_are_checked() {
+    let c = ok(ORIGIN);
+    assert!(c.purge.allow.is_empty(), "PURGE is allowed from nobody by default");
+    assert_eq!(c.purge.fanout_timeout, Duration::from_secs(2));
+    assert_eq!(c.purge.sync_interval, Duration::from_secs(5));
+    assert_eq!((c.purge.log_max_entries, c.purge.tag_index_max), (100_000, 1_000_000));
+    assert_eq!(c.purge.log_max_age, Duration::from_secs(24 * 3600));
+    let c = ok(&format!(
+        "{ORIGIN}[purge]\nallow = [\"127.0.0.1/32\", \"::1\"]\nfanout_timeout = \"500ms\"\nlog_max_entries = 10\n"
+    ));
+    let nets: Vec<String> = c.purge.allow.iter().map(|n| n.to_string()).collect();
+    assert_eq!(nets, ["127.0.0.1/32", "::1/128"]);
+    assert_eq!((c.purge.fanout_timeout, c.purge.log_max_entries), (Duration::from_millis(500), 10));
+    one_err(
+        &format!("{ORIGIN}[purge]\nallow = [\"everyone\"]\n"),
+        "t.toml:4: purge.allow[0]: invalid network \"everyone\"",
+    );
+    one_err(&format!("{ORIGIN}[purge]\ntag_index_max = 0\n"), "t.toml:4: purge.tag_index_max: must be greater than 0");
+    one_err(&format!("{ORIGIN}[purge]\nfanout = \"1s\"\n"), "t.toml:4: purge.fanout: unknown key");
+}

@@ -198,6 +198,10 @@ impl Proxy {
                     ));
                     (flight, true)
                 }
+                // A fetch begun before a purge this node has applied since may bring what the purge removed.
+                Role::Waiter(flight) if self.purge.as_ref().is_some_and(|p| p.applied_since(flight.started)) => {
+                    return Joined::Alone("purged");
+                }
                 Role::Waiter(flight) => (flight, false),
             };
             let Some(outcome) = flight.wait((!leader).then_some(deadline)).await else {
