@@ -168,7 +168,12 @@ impl Observed {
         });
         let counter = metrics.delivery.served(source).clone();
         let started = self.started;
-        response.map(|body| ServedBody::new(body, started, counter, record))
+        let length = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        response.map(|body| ServedBody::new(body, started, counter, record).with_length(length))
     }
 }
 
@@ -200,6 +205,9 @@ pub struct ServedBody {
     first_byte: Option<Duration>,
     bytes: u64,
     complete: bool,
+    /// The `Content-Length` announced, if any: a body that sent all of it is complete even when the connection
+    /// stops polling it before its end is seen.
+    length: Option<u64>,
     counter: Option<IntCounter>,
     record: Option<Box<AccessRecord>>,
 }
@@ -207,7 +215,22 @@ pub struct ServedBody {
 impl ServedBody {
     /// Wraps `inner`; its bytes are added to `counter` at the end, and `record` (if any) is written then.
     pub fn new(inner: ProxyBody, started: Instant, counter: IntCounter, record: Option<Box<AccessRecord>>) -> Self {
-        ServedBody { inner, started, first_byte: None, bytes: 0, complete: false, counter: Some(counter), record }
+        ServedBody {
+            inner,
+            started,
+            first_byte: None,
+            bytes: 0,
+            complete: false,
+            length: None,
+            counter: Some(counter),
+            record,
+        }
+    }
+
+    /// The same body, known to announce `length` bytes (its `Content-Length`).
+    pub fn with_length(mut self, length: Option<u64>) -> Self {
+        self.length = length;
+        self
     }
 
     /// Wraps `inner` without counting or logging it (a peer's health probe is not traffic).
@@ -218,6 +241,7 @@ impl ServedBody {
             first_byte: None,
             bytes: 0,
             complete: false,
+            length: None,
             counter: None,
             record: None,
         }
@@ -263,7 +287,7 @@ impl Drop for ServedBody {
             counter.inc_by(self.bytes);
         }
         let Some(record) = self.record.take() else { return };
-        let complete = self.complete || self.inner.is_end_stream();
+        let complete = self.complete || self.inner.is_end_stream() || self.length == Some(self.bytes);
         let total = self.started.elapsed();
         let ttfb = self.first_byte.unwrap_or(total);
         write_access_line(&record, total, ttfb, self.bytes, complete);
