@@ -207,6 +207,12 @@ impl Purger {
         if s.prefixes.is_empty() && s.hosts.is_empty() && s.tags.is_empty() {
             return;
         }
+        // A tag purge that selects nothing stored needs no blocking thread (the common case under many purges).
+        let tags_only = s.prefixes.is_empty() && s.hosts.is_empty() && !self.screen.tags.overflowed();
+        let nothing_indexed = s.tags.iter().all(|tag| !self.screen.tags.has(tag));
+        if tags_only && nothing_indexed && stores.iter().skip(1).all(|store| store.object_count() == 0) {
+            return;
+        }
         let screen = self.screen.clone();
         let purge = purge.clone();
         let free = move || {

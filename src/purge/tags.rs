@@ -102,6 +102,11 @@ impl TagIndex {
         self.map.lock().ok().and_then(|map| map.get(tag).map(|keys| keys.iter().cloned().collect())).unwrap_or_default()
     }
 
+    /// Whether some stored object is indexed under `tag`.
+    pub fn has(&self, tag: &str) -> bool {
+        self.map.lock().is_ok_and(|map| map.contains_key(tag))
+    }
+
     /// (tag, key) pairs held.
     pub fn len(&self) -> usize {
         self.pairs.load(Ordering::Relaxed)
