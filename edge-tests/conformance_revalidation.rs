@@ -127,6 +127,44 @@ async fn stale_if_error_is_bounded_by_its_window() {
     assert_eq!(get(&node, "/", &[]).await.status, 503);
 }
 
+#[tokio::test]
+async fn client_stale_if_error_accepts_stale_when_the_origin_fails() {
+    // RFC 5861 §4: the request directive alone allows it; without it, the origin's error is passed on.
+    let (_origin, node) = setup(|_, n| {
+        if n == 0 {
+            Reply::ok("good", &[("cache-control", "max-age=1"), ("etag", "\"v1\"")])
+        } else {
+            Reply::status(503, &[])
+        }
+    })
+    .await;
+    get(&node, "/", &[]).await;
+    until_stale().await;
+    assert_eq!(get(&node, "/", &[]).await.status, 503);
+    let stale = get(&node, "/", &[("cache-control", "stale-if-error=60")]).await;
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.body, "good");
+    assert!(stale.cache.contains("fwd-status=503"), "{}", stale.cache);
+    assert_eq!(get(&node, "/", &[("cache-control", "stale-if-error=1")]).await.status, 503);
+}
+
+#[tokio::test]
+async fn client_no_cache_is_not_answered_stale_on_error() {
+    // RFC 9111 §5.2.1.4: no stored response without successful validation, whatever the origin's window.
+    let (_origin, node) = setup(|_, n| {
+        if n == 0 {
+            Reply::ok("good", &[("cache-control", "max-age=1, stale-if-error=60")])
+        } else {
+            Reply::status(503, &[])
+        }
+    })
+    .await;
+    get(&node, "/", &[]).await;
+    until_stale().await;
+    assert_eq!(get(&node, "/", &[("cache-control", "no-cache")]).await.status, 503);
+    assert_eq!(get(&node, "/", &[]).await.body, "good");
+}
+
 async fn stored_etag(etag: &'static str) -> (crate::support::TestOrigin, crate::support::TestNode) {
     let lm = date(-3600);
     let (origin, node) =

@@ -420,7 +420,9 @@ impl Proxy {
                 status.detail = Some("head-update");
                 (self.answer_from_cache(&Request::from_parts(parts, ()), &refreshed, now), status)
             }
-            Ok(response) if response.status().is_server_error() && may_serve_stale_on_error(&object, now) => {
+            Ok(response)
+                if response.status().is_server_error() && may_serve_stale_on_error(&object, &parts.headers, now) =>
+            {
                 status.forward_status = Some(response.status().as_u16());
                 self.serve_stale_on_error(&parts, &object, status, "upstream-error")
             }
@@ -428,7 +430,7 @@ impl Proxy {
                 holding(self.admit_ranged(parts, primary, response, status).await, permit)
             }
             Ok(response) => holding(self.admit(&parts, primary, response, status), permit),
-            Err(error) if may_serve_stale_on_error(&object, now) => {
+            Err(error) if may_serve_stale_on_error(&object, &parts.headers, now) => {
                 self.serve_stale_on_error(&parts, &object, status, error.detail())
             }
             Err(error) => self.upstream_failed(error, status),
@@ -671,9 +673,8 @@ impl Proxy {
     }
 }
 
-fn may_serve_stale_on_error(object: &CachedObject, now: SystemTime) -> bool {
-    let f = &object.freshness;
-    !f.must_revalidate && !f.stale_if_error.is_zero() && f.staleness(now) <= f.stale_if_error
+fn may_serve_stale_on_error(object: &CachedObject, request: &HeaderMap, now: SystemTime) -> bool {
+    RequestDirectives::of(request).may_serve_stale_on_error(&object.freshness, now)
 }
 
 /// Whether a request is a GET with `Range` (the only method ranges apply to, RFC 9110 §14.2).

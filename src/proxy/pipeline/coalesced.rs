@@ -233,7 +233,7 @@ impl Proxy {
                     status.forward = Some(reason);
                     if let Some(object) = stale
                         && response.status().is_server_error()
-                        && may_serve_stale_on_error(object, now)
+                        && may_serve_stale_on_error(object, &parts.headers, now)
                     {
                         let (response, status) = self.serve_stale_on_error(parts, object, status, "upstream-error");
                         return Joined::Answer(response, status);
@@ -243,7 +243,7 @@ impl Proxy {
                 }
                 Outcome::Failed(failed) => {
                     if let Some(object) = stale
-                        && may_serve_stale_on_error(object, now)
+                        && may_serve_stale_on_error(object, &parts.headers, now)
                     {
                         let status = CacheStatus::forwarded(reason);
                         let (response, status) = self.serve_stale_on_error(parts, object, status, failed.detail);
@@ -277,7 +277,7 @@ impl Proxy {
         status.forward = Some(reason);
         if let Some(object) = stale
             && shared.status.is_server_error()
-            && may_serve_stale_on_error(object, now)
+            && may_serve_stale_on_error(object, &parts.headers, now)
         {
             let (response, status) = self.serve_stale_on_error(parts, object, status, "upstream-error");
             return Joined::Answer(response, status);
