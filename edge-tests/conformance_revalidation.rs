@@ -165,6 +165,24 @@ async fn client_no_cache_is_not_answered_stale_on_error() {
     assert_eq!(get(&node, "/", &[]).await.body, "good");
 }
 
+#[tokio::test]
+async fn preconditions_do_not_apply_to_a_stored_non_2xx_response() {
+    // RFC 9110 §13.2.1: the answer without the preconditions would be a 404, so they are ignored: no 304, no 412.
+    let (origin, node) = setup(|_, _| {
+        let mut reply = Reply::ok("gone", &[("cache-control", "max-age=60"), ("etag", "\"v1\"")]);
+        reply.status = http::StatusCode::NOT_FOUND;
+        reply
+    })
+    .await;
+    assert_eq!(get(&node, "/", &[]).await.status, 404);
+    let inm = get(&node, "/", &[("if-none-match", "\"v1\"")]).await;
+    assert!(inm.is_hit(), "{}", inm.cache);
+    assert_eq!((inm.status, inm.body.as_str()), (404, "gone"));
+    let if_match = get(&node, "/", &[("if-match", "\"other\"")]).await;
+    assert_eq!((if_match.status, if_match.body.as_str()), (404, "gone"));
+    assert_eq!(origin.hits(), 1);
+}
+
 async fn stored_etag(etag: &'static str) -> (crate::support::TestOrigin, crate::support::TestNode) {
     let lm = date(-3600);
     let (origin, node) =

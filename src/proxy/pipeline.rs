@@ -31,7 +31,7 @@ use crate::coalesce::Coalescer;
 use crate::compress::Compression;
 use crate::metrics::Metrics;
 use crate::policy::conditional::{
-    Precondition, add_revalidation_headers, evaluate_preconditions, merge_not_modified, not_modified_selects,
+    Precondition, add_revalidation_headers, evaluate_for_stored, merge_not_modified, not_modified_selects,
 };
 use crate::policy::{CacheStatus, Forward, RequestDirectives, StoreDecision, Usability};
 use crate::throttle::Throttle;
@@ -237,7 +237,7 @@ impl Proxy {
         object: &CachedObject,
         now: SystemTime,
     ) -> Response<ProxyBody> {
-        match evaluate_preconditions(request.method(), request.headers(), &object.headers) {
+        match evaluate_for_stored(request.method(), request.headers(), object.status, &object.headers) {
             Precondition::NotModified => return respond::not_modified(object, now),
             Precondition::Failed => {
                 return respond::error(StatusCode::PRECONDITION_FAILED, "precondition failed");
