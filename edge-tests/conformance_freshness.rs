@@ -144,7 +144,9 @@ async fn a_response_goes_stale_when_its_lifetime_ends() {
 async fn heuristic_freshness_from_last_modified() {
     let (origin, node) = fixed(&[("last-modified", &date(-10 * 86400))]).await;
     let first = get(&node, "/", &[]).await;
-    assert!(first.cache.contains("stored; ttl=86400"), "a tenth of 10 days, capped at a day: {}", first.cache);
+    // A second of apparent age may be counted when the origin's `Date` and the receipt straddle a second.
+    let capped = first.cache.contains("stored; ttl=86400") || first.cache.contains("stored; ttl=86399");
+    assert!(capped, "a tenth of 10 days, capped at a day: {}", first.cache);
     assert!(get(&node, "/", &[]).await.is_hit());
     assert_eq!(origin.hits(), 1);
 }

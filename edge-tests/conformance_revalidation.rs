@@ -183,6 +183,39 @@ async fn preconditions_do_not_apply_to_a_stored_non_2xx_response() {
     assert_eq!(origin.hits(), 1);
 }
 
+/// An origin whose answers are never stored (`private`) and that evaluates preconditions itself.
+async fn unstored_origin_evaluating_preconditions() -> (crate::support::TestOrigin, crate::support::TestNode) {
+    setup(|seen, _| {
+        let header = |name: &str| seen.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let headers = [("cache-control", "private, max-age=60"), ("etag", "\"p1\"")];
+        if header("if-match").is_some_and(|tag| tag != "\"p1\"") {
+            Reply::status(412, &headers)
+        } else if header("if-none-match").as_deref() == Some("\"p1\"") {
+            Reply::status(304, &headers)
+        } else {
+            Reply::ok("personal", &headers)
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn preconditions_for_an_unstored_resource_go_to_the_origin() {
+    // RFC 9111 §4.3.2: with no stored response, the client's preconditions are the origin's to evaluate.
+    let (origin, node) = unstored_origin_evaluating_preconditions().await;
+    let first = get(&node, "/", &[]).await;
+    assert!(first.cache.contains("detail=private"), "{}", first.cache);
+    let conditional = get(&node, "/", &[("if-none-match", "\"p1\"")]).await;
+    assert_eq!(conditional.status, 304, "{}", conditional.cache);
+    assert_eq!(conditional.body, "");
+    let failed = get(&node, "/", &[("if-match", "\"p0\"")]).await;
+    assert_eq!(failed.status, 412, "{}", failed.cache);
+    assert_eq!(get(&node, "/", &[]).await.body, "personal");
+    let seen = origin.seen();
+    assert_eq!(seen[1].headers.get("if-none-match").expect("forwarded"), "\"p1\"");
+    assert_eq!(seen[2].headers.get("if-match").expect("forwarded"), "\"p0\"");
+}
+
 async fn stored_etag(etag: &'static str) -> (crate::support::TestOrigin, crate::support::TestNode) {
     let lm = date(-3600);
     let (origin, node) =

@@ -306,16 +306,10 @@ impl Proxy {
             Err(busy) => return origin_busy(busy, status),
         };
         let (parts, body) = request.into_parts();
-        let mut upstream_request = self.upstream_request(&parts, Either::Left(body), conn);
-        if parts.method == Method::GET {
-            // Ask for the whole representation so that it can be stored; the client's conditional is answered
-            // by the full response.
-            for name in
-                [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE, header::IF_MATCH, header::IF_UNMODIFIED_SINCE]
-            {
-                upstream_request.headers_mut().remove(name);
-            }
-        }
+        // This fetch is the client's alone (shared fetches strip its conditionals and evaluate them here), so its
+        // preconditions go upstream as they are: with no stored response they are the origin's to evaluate
+        // (RFC 9111 §4.3.2), and its 304 or 412 is passed on unstored.
+        let upstream_request = self.upstream_request(&parts, Either::Left(body), conn);
         match self.fetch(upstream_request).await {
             Ok(response) if asks_for_ranges(&parts) => {
                 holding(self.admit_ranged(parts, primary, response, status).await, permit)
