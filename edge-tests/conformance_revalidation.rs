@@ -216,6 +216,17 @@ async fn preconditions_for_an_unstored_resource_go_to_the_origin() {
     assert_eq!(seen[2].headers.get("if-match").expect("forwarded"), "\"p0\"");
 }
 
+#[tokio::test]
+async fn preconditions_are_evaluated_on_an_unstored_answer_fetched_whole() {
+    // The first request shares its fetch, so its preconditions are not sent; they hold against the origin's 200.
+    let (origin, node) = unstored_origin_evaluating_preconditions().await;
+    let conditional = get(&node, "/", &[("if-none-match", "\"p1\"")]).await;
+    assert_eq!(conditional.status, 304, "{}", conditional.cache);
+    assert!(conditional.cache.contains("detail=private"), "{}", conditional.cache);
+    assert_eq!(conditional.header("etag"), "\"p1\"");
+    assert_eq!(origin.hits(), 1);
+}
+
 async fn stored_etag(etag: &'static str) -> (crate::support::TestOrigin, crate::support::TestNode) {
     let lm = date(-3600);
     let (origin, node) =
