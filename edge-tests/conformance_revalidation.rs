@@ -227,6 +227,27 @@ async fn preconditions_are_evaluated_on_an_unstored_answer_fetched_whole() {
     assert_eq!(origin.hits(), 1);
 }
 
+#[tokio::test]
+async fn an_unstorable_full_response_to_a_revalidation_supersedes_the_stale_one() {
+    // RFC 9111 §4.3.3: the full response shows the stored one unsuitable; a client's max-stale must not bring it back.
+    let (origin, node) = setup(|_, n| {
+        if n == 0 {
+            Reply::ok("old", &[("cache-control", "max-age=1"), ("etag", "\"v1\"")])
+        } else {
+            Reply::ok(format!("new {n}"), &[("cache-control", "no-store"), ("etag", "\"v2\"")])
+        }
+    })
+    .await;
+    get(&node, "/", &[]).await;
+    until_stale().await;
+    let replaced = get(&node, "/", &[]).await;
+    assert_eq!(replaced.body, "new 1");
+    assert!(replaced.cache.contains("detail=no-store"), "{}", replaced.cache);
+    let again = get(&node, "/", &[("cache-control", "max-stale=600")]).await;
+    assert_eq!(again.body, "new 2", "{}", again.cache);
+    assert_eq!(origin.hits(), 3);
+}
+
 async fn stored_etag(etag: &'static str) -> (crate::support::TestOrigin, crate::support::TestNode) {
     let lm = date(-3600);
     let (origin, node) =

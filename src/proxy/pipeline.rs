@@ -420,10 +420,20 @@ impl Proxy {
                 status.forward_status = Some(response.status().as_u16());
                 self.serve_stale_on_error(&parts, &object, status, "upstream-error")
             }
-            Ok(response) if asks_for_ranges(&parts) => {
-                holding(self.admit_ranged(parts, primary, response, status).await, permit)
+            Ok(response) => {
+                let parts_method = parts.method.clone();
+                let answer = if asks_for_ranges(&parts) {
+                    self.admit_ranged(parts, primary, response, status).await
+                } else {
+                    self.admit(&parts, primary, response, status)
+                };
+                if !answer.1.stored && parts_method == Method::GET {
+                    // A newer full response superseded the stale one, which must not stand in for it later (a
+                    // HEAD's answer only leaves it stale, §4.3.5).
+                    self.store.remove(&key);
+                }
+                holding(answer, permit)
             }
-            Ok(response) => holding(self.admit(&parts, primary, response, status), permit),
             Err(error) if may_serve_stale_on_error(&object, &parts.headers, now) => {
                 self.serve_stale_on_error(&parts, &object, status, error.detail())
             }

@@ -404,6 +404,10 @@ impl Proxy {
                 // Not to be shared: the leader's client gets it alone, the waiters fetch their own, and requests
                 // for this key skip the queue for a while (hit-for-miss).
                 self.coalescing.uncacheable.mark(guard.key().clone());
+                if stale.is_some() {
+                    // A newer full response superseded the stale one, which must not stand in for it later.
+                    self.store.remove(guard.key());
+                }
                 status.detail = Some(reason.as_str());
                 let answer = (Response::from_parts(head, body), status);
                 guard.settle(Outcome::Unshareable(Mutex::new(Some(answer))));
