@@ -114,6 +114,18 @@ async fn qualified_private_stores_the_rest() {
     assert_eq!(origin.hits(), 1);
 }
 
+#[tokio::test]
+async fn qualified_private_without_a_valid_field_name_is_not_stored() {
+    // No member names a field, so the restriction cannot be confined to fields: it applies to the whole response.
+    let (origin, node) = fixed(&[("cache-control", "max-age=60, private=\"{user}, \""), ("x-user", "alice")]).await;
+    let first = get(&node, "/", &[]).await;
+    assert!(first.cache.contains("detail=private"), "{}", first.cache);
+    let again = get(&node, "/", &[]).await;
+    assert!(!again.is_hit(), "{}", again.cache);
+    assert_eq!(again.header("x-user"), "alice");
+    assert_eq!(origin.hits(), 2);
+}
+
 async fn max_stale_cannot_unlock(cache_control: &'static str) {
     let (origin, node) = fixed(&[("cache-control", cache_control), ("etag", "\"a\"")]).await;
     get(&node, "/", &[]).await;

@@ -127,6 +127,127 @@ async fn stale_if_error_is_bounded_by_its_window() {
     assert_eq!(get(&node, "/", &[]).await.status, 503);
 }
 
+#[tokio::test]
+async fn client_stale_if_error_accepts_stale_when_the_origin_fails() {
+    // RFC 5861 §4: the request directive alone allows it; without it, the origin's error is passed on.
+    let (_origin, node) = setup(|_, n| {
+        if n == 0 {
+            Reply::ok("good", &[("cache-control", "max-age=1"), ("etag", "\"v1\"")])
+        } else {
+            Reply::status(503, &[])
+        }
+    })
+    .await;
+    get(&node, "/", &[]).await;
+    until_stale().await;
+    assert_eq!(get(&node, "/", &[]).await.status, 503);
+    let stale = get(&node, "/", &[("cache-control", "stale-if-error=60")]).await;
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.body, "good");
+    assert!(stale.cache.contains("fwd-status=503"), "{}", stale.cache);
+    assert_eq!(get(&node, "/", &[("cache-control", "stale-if-error=1")]).await.status, 503);
+}
+
+#[tokio::test]
+async fn client_no_cache_is_not_answered_stale_on_error() {
+    // RFC 9111 §5.2.1.4: no stored response without successful validation, whatever the origin's window.
+    let (_origin, node) = setup(|_, n| {
+        if n == 0 {
+            Reply::ok("good", &[("cache-control", "max-age=1, stale-if-error=60")])
+        } else {
+            Reply::status(503, &[])
+        }
+    })
+    .await;
+    get(&node, "/", &[]).await;
+    until_stale().await;
+    assert_eq!(get(&node, "/", &[("cache-control", "no-cache")]).await.status, 503);
+    assert_eq!(get(&node, "/", &[]).await.body, "good");
+}
+
+#[tokio::test]
+async fn preconditions_do_not_apply_to_a_stored_non_2xx_response() {
+    // RFC 9110 §13.2.1: the answer without the preconditions would be a 404, so they are ignored: no 304, no 412.
+    let (origin, node) = setup(|_, _| {
+        let mut reply = Reply::ok("gone", &[("cache-control", "max-age=60"), ("etag", "\"v1\"")]);
+        reply.status = http::StatusCode::NOT_FOUND;
+        reply
+    })
+    .await;
+    assert_eq!(get(&node, "/", &[]).await.status, 404);
+    let inm = get(&node, "/", &[("if-none-match", "\"v1\"")]).await;
+    assert!(inm.is_hit(), "{}", inm.cache);
+    assert_eq!((inm.status, inm.body.as_str()), (404, "gone"));
+    let if_match = get(&node, "/", &[("if-match", "\"other\"")]).await;
+    assert_eq!((if_match.status, if_match.body.as_str()), (404, "gone"));
+    assert_eq!(origin.hits(), 1);
+}
+
+/// An origin whose answers are never stored (`private`) and that evaluates preconditions itself.
+async fn unstored_origin_evaluating_preconditions() -> (crate::support::TestOrigin, crate::support::TestNode) {
+    setup(|seen, _| {
+        let header = |name: &str| seen.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let headers = [("cache-control", "private, max-age=60"), ("etag", "\"p1\"")];
+        if header("if-match").is_some_and(|tag| tag != "\"p1\"") {
+            Reply::status(412, &headers)
+        } else if header("if-none-match").as_deref() == Some("\"p1\"") {
+            Reply::status(304, &headers)
+        } else {
+            Reply::ok("personal", &headers)
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn preconditions_for_an_unstored_resource_go_to_the_origin() {
+    // RFC 9111 §4.3.2: with no stored response, the client's preconditions are the origin's to evaluate.
+    let (origin, node) = unstored_origin_evaluating_preconditions().await;
+    let first = get(&node, "/", &[]).await;
+    assert!(first.cache.contains("detail=private"), "{}", first.cache);
+    let conditional = get(&node, "/", &[("if-none-match", "\"p1\"")]).await;
+    assert_eq!(conditional.status, 304, "{}", conditional.cache);
+    assert_eq!(conditional.body, "");
+    let failed = get(&node, "/", &[("if-match", "\"p0\"")]).await;
+    assert_eq!(failed.status, 412, "{}", failed.cache);
+    assert_eq!(get(&node, "/", &[]).await.body, "personal");
+    let seen = origin.seen();
+    assert_eq!(seen[1].headers.get("if-none-match").expect("forwarded"), "\"p1\"");
+    assert_eq!(seen[2].headers.get("if-match").expect("forwarded"), "\"p0\"");
+}
+
+#[tokio::test]
+async fn preconditions_are_evaluated_on_an_unstored_answer_fetched_whole() {
+    // The first request shares its fetch, so its preconditions are not sent; they hold against the origin's 200.
+    let (origin, node) = unstored_origin_evaluating_preconditions().await;
+    let conditional = get(&node, "/", &[("if-none-match", "\"p1\"")]).await;
+    assert_eq!(conditional.status, 304, "{}", conditional.cache);
+    assert!(conditional.cache.contains("detail=private"), "{}", conditional.cache);
+    assert_eq!(conditional.header("etag"), "\"p1\"");
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn an_unstorable_full_response_to_a_revalidation_supersedes_the_stale_one() {
+    // RFC 9111 §4.3.3: the full response shows the stored one unsuitable; a client's max-stale must not bring it back.
+    let (origin, node) = setup(|_, n| {
+        if n == 0 {
+            Reply::ok("old", &[("cache-control", "max-age=1"), ("etag", "\"v1\"")])
+        } else {
+            Reply::ok(format!("new {n}"), &[("cache-control", "no-store"), ("etag", "\"v2\"")])
+        }
+    })
+    .await;
+    get(&node, "/", &[]).await;
+    until_stale().await;
+    let replaced = get(&node, "/", &[]).await;
+    assert_eq!(replaced.body, "new 1");
+    assert!(replaced.cache.contains("detail=no-store"), "{}", replaced.cache);
+    let again = get(&node, "/", &[("cache-control", "max-stale=600")]).await;
+    assert_eq!(again.body, "new 2", "{}", again.cache);
+    assert_eq!(origin.hits(), 3);
+}
+
 async fn stored_etag(etag: &'static str) -> (crate::support::TestOrigin, crate::support::TestNode) {
     let lm = date(-3600);
     let (origin, node) =

@@ -6,7 +6,7 @@
 use std::time::SystemTime;
 
 use http::header::{self, HeaderName};
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 /// What a client's preconditions say about a stored response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +50,21 @@ pub fn evaluate_preconditions(method: &Method, request: &HeaderMap, stored: &Hea
         return Precondition::NotModified;
     }
     Precondition::Proceed
+}
+
+/// Evaluates a client's preconditions against a stored response of `status`: only a 2xx is subject to them
+/// (RFC 9110 §13.2.1: preconditions are ignored when the answer without them would be other than 2xx or 412), so
+/// a stored 404 or 301 is sent as it is, never turned into a 304 or 412.
+pub fn evaluate_for_stored(
+    method: &Method,
+    request: &HeaderMap,
+    status: StatusCode,
+    stored: &HeaderMap,
+) -> Precondition {
+    if !status.is_success() {
+        return Precondition::Proceed;
+    }
+    evaluate_preconditions(method, request, stored)
 }
 
 /// Whether a client's conditional GET/HEAD is satisfied by a response with `stored` headers, so it can be
@@ -198,6 +213,17 @@ mod tests {
         let mismatch = headers(&[("if-none-match", "\"v2\""), ("if-modified-since", "Tue, 02 Jan 2024 00:00:00 GMT")]);
         assert!(!client_not_modified(&get, &mismatch, &stored));
         assert!(!client_not_modified(&Method::POST, &headers(&[("if-none-match", "*")]), &stored));
+    }
+
+    #[test]
+    fn preconditions_apply_to_stored_2xx_only() {
+        let stored = headers(&[("etag", "\"v1\"")]);
+        let inm = headers(&[("if-none-match", "\"v1\"")]);
+        let get = Method::GET;
+        assert_eq!(evaluate_for_stored(&get, &inm, StatusCode::OK, &stored), Precondition::NotModified);
+        assert_eq!(evaluate_for_stored(&get, &inm, StatusCode::NOT_FOUND, &stored), Precondition::Proceed);
+        let if_match = headers(&[("if-match", "\"v0\"")]);
+        assert_eq!(evaluate_for_stored(&get, &if_match, StatusCode::MOVED_PERMANENTLY, &stored), Precondition::Proceed);
     }
 
     #[test]

@@ -131,8 +131,14 @@ impl CacheControl {
     }
 
     /// Whether the directive is present without field names (`no-cache`, `private` in their unqualified form).
+    /// A qualified form none of whose members is a valid field name (`private=""`, `no-cache="{x}"`) counts as
+    /// unqualified: the origin asked for a restriction we cannot confine to named fields, so it applies whole.
     pub fn has_unqualified(&self, name: &str) -> bool {
-        self.directives.iter().any(|(n, a)| n == name && a.as_ref().is_none_or(|a| a.text().trim().is_empty()))
+        self.directives.iter().any(|(n, a)| {
+            n == name
+                && a.as_ref()
+                    .is_none_or(|a| !a.text().split(',').any(|f| HeaderName::from_bytes(f.trim().as_bytes()).is_ok()))
+        })
     }
 }
 
@@ -277,6 +283,9 @@ mod tests {
         assert_eq!(c.field_names("private"), vec!["x-bar"]);
         assert!(!c.has_unqualified("no-cache"));
         assert!(cc("no-cache").has_unqualified("no-cache"));
+        assert!(cc("private=\"\"").has_unqualified("private"));
+        assert!(cc("private=\"{bad}, \"").has_unqualified("private"));
+        assert!(!cc("private=\"{bad}, x-user\"").has_unqualified("private"));
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub struct RequestDirectives {
     pub min_fresh: Option<u64>,
     /// `Some(None)`: any staleness accepted.
     pub max_stale: Option<Option<u64>>,
+    /// `stale-if-error=N` (RFC 5861 §4): the client accepts a response up to N seconds stale if the upstream fails.
+    pub stale_if_error: Option<u64>,
 }
 
 /// Whether a stored response may answer a request without going upstream.
@@ -48,6 +50,7 @@ impl RequestDirectives {
             max_age: cc.seconds("max-age"),
             min_fresh: cc.seconds("min-fresh"),
             max_stale: cc.optional_seconds("max-stale"),
+            stale_if_error: cc.seconds("stale-if-error"),
         }
     }
 
@@ -88,6 +91,19 @@ impl RequestDirectives {
         Usability::Revalidate
     }
 
+    /// Whether a stale stored response may stand in for an upstream failure or 5xx at `now` (RFC 5861 §4): within
+    /// the origin's `stale-if-error` window or the client's own (`stale-if-error` on the request), whichever is
+    /// longer. Never when the origin forbade serving it stale (`must-revalidate`, `proxy-revalidate`, `s-maxage`,
+    /// `no-cache`), nor for a client's `no-cache` (RFC 9111 §5.2.1.4: no stored response without successful
+    /// validation) unless that client also sent `stale-if-error` itself.
+    pub fn may_serve_stale_on_error(&self, freshness: &Freshness, now: SystemTime) -> bool {
+        if freshness.must_revalidate || (self.no_cache && self.stale_if_error.is_none()) {
+            return false;
+        }
+        let window = freshness.stale_if_error.max(Duration::from_secs(self.stale_if_error.unwrap_or(0)));
+        !window.is_zero() && freshness.staleness(now) <= window
+    }
+
     /// Why a stored response that [`usability`](Self::usability) sent upstream went there (RFC 9211 `fwd`): the
     /// client's directives (`request`) when it was fresh, else its staleness (`stale`).
     pub fn forward_reason(&self, freshness: &Freshness, now: SystemTime) -> Forward {
@@ -110,6 +126,20 @@ mod tests {
             must_revalidate,
             immutable: false,
         }
+    }
+
+    #[test]
+    fn stale_if_error_takes_the_longer_window_and_respects_no_cache() {
+        let mut f = fresh(10, 0, false);
+        f.stale_if_error = Duration::from_secs(5);
+        let at = |secs| f.received + Duration::from_secs(secs);
+        assert!(req("max-age=0, x").may_serve_stale_on_error(&f, at(14)));
+        assert!(!req("x").may_serve_stale_on_error(&f, at(20)));
+        assert!(req("stale-if-error=30").may_serve_stale_on_error(&f, at(20)));
+        assert!(!req("no-cache").may_serve_stale_on_error(&f, at(14)));
+        assert!(req("no-cache, stale-if-error=30").may_serve_stale_on_error(&f, at(14)));
+        let strict = fresh(10, 0, true);
+        assert!(!req("stale-if-error=30").may_serve_stale_on_error(&strict, strict.received + Duration::from_secs(12)));
     }
 
     fn req(cc: &'static str) -> RequestDirectives {

@@ -31,7 +31,7 @@ use crate::coalesce::Coalescer;
 use crate::compress::Compression;
 use crate::metrics::Metrics;
 use crate::policy::conditional::{
-    Precondition, add_revalidation_headers, evaluate_preconditions, merge_not_modified, not_modified_selects,
+    Precondition, add_revalidation_headers, evaluate_for_stored, merge_not_modified, not_modified_selects,
 };
 use crate::policy::{CacheStatus, Forward, RequestDirectives, StoreDecision, Usability};
 use crate::purge::Purger;
@@ -253,7 +253,7 @@ impl Proxy {
         object: &CachedObject,
         now: SystemTime,
     ) -> Response<ProxyBody> {
-        match evaluate_preconditions(request.method(), request.headers(), &object.headers) {
+        match evaluate_for_stored(request.method(), request.headers(), object.status, &object.headers) {
             Precondition::NotModified => return respond::not_modified(object, now),
             Precondition::Failed => {
                 return respond::error(StatusCode::PRECONDITION_FAILED, "precondition failed");
@@ -322,16 +322,10 @@ impl Proxy {
             Err(busy) => return origin_busy(busy, status),
         };
         let (parts, body) = request.into_parts();
-        let mut upstream_request = self.upstream_request(&parts, Either::Left(body), conn);
-        if parts.method == Method::GET {
-            // Ask for the whole representation so that it can be stored; the client's conditional is answered
-            // by the full response.
-            for name in
-                [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE, header::IF_MATCH, header::IF_UNMODIFIED_SINCE]
-            {
-                upstream_request.headers_mut().remove(name);
-            }
-        }
+        // This fetch is the client's alone (shared fetches strip its conditionals and evaluate them here), so its
+        // preconditions go upstream as they are: with no stored response they are the origin's to evaluate
+        // (RFC 9111 §4.3.2), and its 304 or 412 is passed on unstored.
+        let upstream_request = self.upstream_request(&parts, Either::Left(body), conn);
         match self.fetch(upstream_request).await {
             Ok(response) if asks_for_ranges(&parts) => {
                 holding(self.admit_ranged(parts, primary, response, status).await, permit)
@@ -436,15 +430,27 @@ impl Proxy {
                 status.detail = Some("head-update");
                 (self.answer_from_cache(&Request::from_parts(parts, ()), &refreshed, now), status)
             }
-            Ok(response) if response.status().is_server_error() && may_serve_stale_on_error(&object, now) => {
+            Ok(response)
+                if response.status().is_server_error() && may_serve_stale_on_error(&object, &parts.headers, now) =>
+            {
                 status.forward_status = Some(response.status().as_u16());
                 self.serve_stale_on_error(&parts, &object, status, "upstream-error")
             }
-            Ok(response) if asks_for_ranges(&parts) => {
-                holding(self.admit_ranged(parts, primary, response, status).await, permit)
+            Ok(response) => {
+                let parts_method = parts.method.clone();
+                let answer = if asks_for_ranges(&parts) {
+                    self.admit_ranged(parts, primary, response, status).await
+                } else {
+                    self.admit(&parts, primary, response, status)
+                };
+                if !answer.1.stored && parts_method == Method::GET {
+                    // A newer full response superseded the stale one, which must not stand in for it later (a
+                    // HEAD's answer only leaves it stale, §4.3.5).
+                    self.store.remove(&key);
+                }
+                holding(answer, permit)
             }
-            Ok(response) => holding(self.admit(&parts, primary, response, status), permit),
-            Err(error) if may_serve_stale_on_error(&object, now) => {
+            Err(error) if may_serve_stale_on_error(&object, &parts.headers, now) => {
                 self.serve_stale_on_error(&parts, &object, status, error.detail())
             }
             Err(error) => self.upstream_failed(error, status),
@@ -687,9 +693,8 @@ impl Proxy {
     }
 }
 
-fn may_serve_stale_on_error(object: &CachedObject, now: SystemTime) -> bool {
-    let f = &object.freshness;
-    !f.must_revalidate && !f.stale_if_error.is_zero() && f.staleness(now) <= f.stale_if_error
+fn may_serve_stale_on_error(object: &CachedObject, request: &HeaderMap, now: SystemTime) -> bool {
+    RequestDirectives::of(request).may_serve_stale_on_error(&object.freshness, now)
 }
 
 /// Whether a request is a GET with `Range` (the only method ranges apply to, RFC 9110 §14.2).

@@ -70,17 +70,26 @@ const STREAMING_WINDOW: u64 = 1 << 20;
 /// The answer to a client's preconditions evaluated against a fetched 200 (RFC 9110 §13.2.2): a 304 with the
 /// fields a 304 carries, or a 412; `None` when the body is to be sent.
 fn precondition_answer(parts: &request::Parts, shared: &SharedResponse) -> Option<Response<ProxyBody>> {
-    if shared.status != StatusCode::OK {
+    preconditions_on_fetched(parts, shared.status, &shared.headers)
+}
+
+/// [`precondition_answer`] for any fetched response head (the client's preconditions were not sent upstream).
+fn preconditions_on_fetched(
+    parts: &request::Parts,
+    status: StatusCode,
+    headers: &http::HeaderMap,
+) -> Option<Response<ProxyBody>> {
+    if status != StatusCode::OK {
         return None;
     }
-    match evaluate_preconditions(&parts.method, &parts.headers, &shared.headers) {
+    match evaluate_preconditions(&parts.method, &parts.headers, headers) {
         Precondition::Proceed => None,
         Precondition::Failed => Some(respond::error(StatusCode::PRECONDITION_FAILED, "precondition failed")),
         Precondition::NotModified => {
             let mut response = Response::new(ProxyBody::empty());
             *response.status_mut() = StatusCode::NOT_MODIFIED;
             for name in NOT_MODIFIED_FIELDS.iter().chain([&header::LAST_MODIFIED, &header::AGE]) {
-                for value in shared.headers.get_all(name) {
+                for value in headers.get_all(name) {
                     response.headers_mut().append(name.clone(), value.clone());
                 }
             }
@@ -237,17 +246,21 @@ impl Proxy {
                     status.forward = Some(reason);
                     if let Some(object) = stale
                         && response.status().is_server_error()
-                        && may_serve_stale_on_error(object, now)
+                        && may_serve_stale_on_error(object, &parts.headers, now)
                     {
                         let (response, status) = self.serve_stale_on_error(parts, object, status, "upstream-error");
                         return Joined::Answer(response, status);
+                    }
+                    // The leader's preconditions were not sent upstream: they are evaluated on its own answer.
+                    if let Some(answer) = preconditions_on_fetched(parts, response.status(), response.headers()) {
+                        return Joined::Answer(answer, status);
                     }
                     let (head, body) = response.into_parts();
                     return Joined::Answer(Response::from_parts(head, ProxyBody::stream(body)), status);
                 }
                 Outcome::Failed(failed) => {
                     if let Some(object) = stale
-                        && may_serve_stale_on_error(object, now)
+                        && may_serve_stale_on_error(object, &parts.headers, now)
                     {
                         let status = CacheStatus::forwarded(reason);
                         let (response, status) = self.serve_stale_on_error(parts, object, status, failed.detail);
@@ -281,7 +294,7 @@ impl Proxy {
         status.forward = Some(reason);
         if let Some(object) = stale
             && shared.status.is_server_error()
-            && may_serve_stale_on_error(object, now)
+            && may_serve_stale_on_error(object, &parts.headers, now)
         {
             let (response, status) = self.serve_stale_on_error(parts, object, status, "upstream-error");
             return Joined::Answer(response, status);
@@ -395,6 +408,10 @@ impl Proxy {
                 // Not to be shared: the leader's client gets it alone, the waiters fetch their own, and requests
                 // for this key skip the queue for a while (hit-for-miss).
                 self.coalescing.uncacheable.mark(guard.key().clone());
+                if stale.is_some() {
+                    // A newer full response superseded the stale one, which must not stand in for it later.
+                    self.store.remove(guard.key());
+                }
                 status.detail = Some(reason.as_str());
                 let answer = (Response::from_parts(head, body), status);
                 guard.settle(Outcome::Unshareable(Mutex::new(Some(answer))));
