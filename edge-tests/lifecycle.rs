@@ -5,11 +5,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Reply, TestOrigin, client};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
+use crate::support::{Reply, TestOrigin, client, free_port};
 
 #[tokio::test]
 async fn sigterm_drains_an_in_flight_request_then_exits_zero() {

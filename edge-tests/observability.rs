@@ -5,11 +5,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Reply, TestNode, TestOrigin, client};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
+use crate::support::{Reply, TestNode, TestOrigin, client, free_port};
 
 /// The value of the sample of metric `name` with exactly `labels` (in any order) in a Prometheus text exposition.
 fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {

@@ -139,12 +139,15 @@ struct Ports {
 }
 
 fn bind_ports(pre_bound: bool) -> Ports {
+    if !pre_bound {
+        // A child binds its own ports: picked where no other test's `bind(":0")` can take them meanwhile.
+        let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        return Ports { http: at(super::free_port()), admin: at(super::free_port()), listeners: Vec::new() };
+    }
     let bind = || TcpListener::bind("127.0.0.1:0").expect("bind");
     let (http, admin) = (bind(), bind());
     let addrs = (http.local_addr().expect("addr"), admin.local_addr().expect("addr"));
-    // A child binds its own ports: these are closed now and (very likely) still free when it starts.
-    let listeners = if pre_bound { vec![http, admin] } else { Vec::new() };
-    Ports { http: addrs.0, admin: addrs.1, listeners }
+    Ports { http: addrs.0, admin: addrs.1, listeners: vec![http, admin] }
 }
 
 impl TestCluster {

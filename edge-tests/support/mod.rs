@@ -6,12 +6,34 @@ pub mod processes;
 pub mod purge_nodes;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use edgecache::app::{self, NodeHandle};
 use edgecache::config::Config;
 
 pub use origin::{Reply, ReplyBody, TestOrigin};
+
+/// Where [`free_port`] picks from: below Linux's ephemeral range (32768–60999), so that no `bind(":0")` of another
+/// test and no outgoing connection can take a port between the moment it is picked and the moment a child process
+/// binds it.
+const PICKED_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port for a node that binds it later (a child process, or a config written before the node starts): free
+/// now, never handed out twice by this process, and outside the range the OS assigns to `bind(":0")`.
+pub fn free_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let span = PICKED_PORTS.end - PICKED_PORTS.start;
+    let offset = (std::process::id() % u32::from(span)) as u16;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < span, "no free port left in {PICKED_PORTS:?}");
+        let port = PICKED_PORTS.start + (offset + n) % span;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
 
 /// A node started in this process, in front of `origin`.
 pub struct TestNode {

@@ -1,15 +1,11 @@
 //! Real processes for the tests that need a whole deployment: the `edgecache` binary as nodes of a topology (and as
 //! the sample origin), and a real Prometheus scraping them. Every child is killed when its handle is dropped.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A port that was free a moment ago (bound, then released), for configs written before the process starts.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
+pub use super::free_port;
 
 /// A child process, killed on drop.
 pub struct Running {

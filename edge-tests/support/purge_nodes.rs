@@ -14,10 +14,7 @@ pub const TOKEN: &str = "purge-test-token";
 /// The cluster secret of purge test topologies.
 pub const SECRET: &str = "purge-test-secret";
 
-/// A port free at the time of asking (the node binds it right after).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
+pub use super::free_port;
 
 /// One node of a planned topology.
 #[derive(Debug, Clone)]
