@@ -105,11 +105,7 @@ async fn a_sigkilled_edge_under_load_costs_no_client_errors_on_the_others_and_on
             let mut seed = w as u64 + 1;
             while Instant::now() < stop_at {
                 let path = &paths[lcg(&mut seed) % paths.len()];
-                let ok = match http.get(format!("{url}{path}")).header("host", HOST).send().await {
-                    Ok(r) if r.status() == 200 => r.text().await.is_ok_and(|b| b == format!("body of {path}")),
-                    _ => false,
-                };
-                if !ok {
+                if !answered_whole(&http, &url, path).await {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
                 done.fetch_add(1, Ordering::Relaxed);
@@ -165,11 +161,7 @@ async fn a_sigkilled_shield_node_under_load_hands_its_keys_to_the_other_without_
         workers.push(tokio::spawn(async move {
             while Instant::now() < stop_at {
                 let path = format!("/miss/{}", next.fetch_add(1, Ordering::Relaxed));
-                let ok = match http.get(format!("{url}{path}")).header("host", HOST).send().await {
-                    Ok(r) if r.status() == 200 => r.text().await.is_ok_and(|b| b == format!("body of {path}")),
-                    _ => false,
-                };
-                if !ok {
+                if !answered_whole(&http, &url, &path).await {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
                 done.fetch_add(1, Ordering::Relaxed);
@@ -328,4 +320,12 @@ async fn an_unsafe_method_at_any_edge_invalidates_the_copy_its_owner_and_the_shi
     let after = get(&http, &cluster.edges[other], path).send().await.expect("get");
     assert_eq!(after.text().await.expect("body"), "document");
     assert_eq!(gets(), 2, "the owner's and the shield's copies were invalidated");
+}
+
+/// Whether `path` through the node at `url` is answered 200 with the body the test origin gives it.
+async fn answered_whole(http: &reqwest::Client, url: &str, path: &str) -> bool {
+    match http.get(format!("{url}{path}")).header("host", HOST).send().await {
+        Ok(r) if r.status() == 200 => r.text().await.is_ok_and(|b| b == format!("body of {path}")),
+        _ => false,
+    }
 }

@@ -33,12 +33,8 @@ async fn sigterm_drains_an_in_flight_request_then_exits_zero() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn edgecache");
+    crate::support::wait_ready(admin).await;
     let http = client();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while http.get(format!("http://127.0.0.1:{admin}/readyz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "node did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     let in_flight = tokio::spawn({
         let http = http.clone();

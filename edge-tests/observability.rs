@@ -109,12 +109,8 @@ async fn access_lines(origin: &TestOrigin, log_table: &str, paths: &[&str]) -> V
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn edgecache");
+    crate::support::wait_ready(admin).await;
     let http = client();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while http.get(format!("http://127.0.0.1:{admin}/readyz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "node did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     for p in paths {
         let response = http.get(format!("http://127.0.0.1:{port}{p}")).header("user-agent", "obs-test/1").send();
         let _ = response.await.expect("request").bytes().await.expect("body");

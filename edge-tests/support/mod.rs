@@ -35,6 +35,16 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Waits until the node whose admin listener is on `admin_port` answers `/readyz` (at most 10 s).
+pub async fn wait_ready(admin_port: u16) {
+    let http = client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while http.get(format!("http://127.0.0.1:{admin_port}/readyz")).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "node did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A node started in this process, in front of `origin`.
 pub struct TestNode {
     pub handle: NodeHandle,
