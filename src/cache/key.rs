@@ -18,9 +18,9 @@ impl PrimaryKey {
         let mut key = String::with_capacity(scheme.len() + 3 + host.len() + path_and_query.len());
         key.push_str(scheme);
         key.push_str("://");
-        for c in host.chars() {
-            key.push(c.to_ascii_lowercase());
-        }
+        let host_at = key.len();
+        key.push_str(host);
+        key[host_at..].make_ascii_lowercase();
         if !path_and_query.starts_with('/') {
             key.push('/');
         }

@@ -67,14 +67,18 @@ impl MediaTypes {
 
     /// Whether a `Content-Type` value names a type to compress (parameters such as `charset` are ignored).
     pub fn matches(&self, content_type: &str) -> bool {
-        let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-        if essence.is_empty() || NEVER.contains(&essence.as_str()) {
+        // No allocation: this runs for every answer to a GET. Patterns and `NEVER` are lowercase.
+        let essence = content_type.split(';').next().unwrap_or_default().trim().as_bytes();
+        let lower_eq = |a: &[u8], b: &str| a.eq_ignore_ascii_case(b.as_bytes());
+        if essence.is_empty() || NEVER.iter().any(|never| lower_eq(essence, never)) {
             return false;
         }
         self.0.iter().any(|p| match p {
-            Pattern::Exact(e) => *e == essence,
-            Pattern::Type(t) => essence.starts_with(t.as_str()),
-            Pattern::Suffix(s) => essence.contains('/') && essence.ends_with(s.as_str()),
+            Pattern::Exact(e) => lower_eq(essence, e),
+            Pattern::Type(t) => essence.get(..t.len()).is_some_and(|head| lower_eq(head, t)),
+            Pattern::Suffix(s) => {
+                essence.contains(&b'/') && essence.len() >= s.len() && lower_eq(&essence[essence.len() - s.len()..], s)
+            }
         })
     }
 }
@@ -95,10 +99,17 @@ pub fn check_type_entry(entry: &str) -> Result<(), &'static str> {
 
 /// Whether `Cache-Control` on a request or response carries `no-transform` (RFC 9111 §5.2.1.6, §5.2.2.6).
 pub fn no_transform(headers: &HeaderMap) -> bool {
+    const DIRECTIVE: &[u8] = b"no-transform";
     headers.get_all(CACHE_CONTROL).iter().any(|value| {
-        String::from_utf8_lossy(value.as_bytes())
-            .split(',')
-            .any(|d| d.split('=').next().unwrap_or_default().trim().eq_ignore_ascii_case("no-transform"))
+        let bytes = value.as_bytes();
+        // Most values do not name it at all: settle that without splitting.
+        if !bytes.windows(DIRECTIVE.len()).any(|w| w.eq_ignore_ascii_case(DIRECTIVE)) {
+            return false;
+        }
+        bytes.split(|&b| b == b',').any(|d| {
+            let name = d.split(|&b| b == b'=').next().unwrap_or_default();
+            name.trim_ascii().eq_ignore_ascii_case(DIRECTIVE)
+        })
     })
 }
 

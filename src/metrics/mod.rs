@@ -2,6 +2,9 @@
 //! fixed in the public interface. Parts record into the handles here; `/metrics` renders the text exposition.
 
 pub mod delivery;
+mod request_series;
+
+pub use request_series::RequestSeries;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
@@ -14,10 +17,8 @@ const LATENCY_BUCKETS: &[f64] =
 /// Every series this node exports.
 pub struct Metrics {
     registry: Registry,
-    /// `edgecache_requests_total{cache_status, method, code}`
-    pub requests: IntCounterVec,
-    /// `edgecache_request_duration_seconds{cache_status}`
-    pub request_duration: HistogramVec,
+    /// `edgecache_requests_total{cache_status, method, code}` and `edgecache_request_duration_seconds{cache_status}`
+    pub requests: RequestSeries,
     /// `edgecache_upstream_requests_total{upstream, code}`
     pub upstream_requests: IntCounterVec,
     /// `edgecache_upstream_duration_seconds{upstream}`
@@ -162,8 +163,7 @@ impl Metrics {
             delivery,
             registry,
             peer_up,
-            requests,
-            request_duration,
+            requests: RequestSeries::new(requests, request_duration),
             upstream_requests,
             upstream_duration,
             coalesced,

@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::cache::EncodedVariants;
 use crate::coalesce::SharedBodyReader;
 use crate::compress::CodedBody;
 use crate::throttle::OriginPermit;
@@ -20,8 +21,11 @@ pub type OnComplete = Box<dyn FnOnce(Bytes) + Send>;
 
 /// The body of every response edgecache sends to a client.
 pub enum ProxyBody {
-    /// Whole bytes in memory (a cached body, an error page); `None` once sent.
+    /// Whole bytes in memory (an error page, a range cut from a stored body); `None` once sent.
     Full(Option<Bytes>),
+    /// A stored object's body (`None` once sent, or for `HEAD`), with the object's encoded variants, which the
+    /// encode step serves from and adds to.
+    Stored(Option<Bytes>, EncodedVariants),
     /// The upstream's body, passed through as it arrives.
     Stream(RecordingBody),
     /// A coalesced fetch's body, read as it streams in (shared with the other requests waiting on that fetch).
@@ -35,6 +39,19 @@ impl ProxyBody {
     pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
         let bytes = bytes.into();
         ProxyBody::Full(if bytes.is_empty() { None } else { Some(bytes) })
+    }
+
+    /// A stored object's body (`None`: no body, for `HEAD`), carrying the object's encoded variants.
+    pub fn stored(body: Option<Bytes>, variants: EncodedVariants) -> ProxyBody {
+        ProxyBody::Stored(body.filter(|b| !b.is_empty()), variants)
+    }
+
+    /// The encoded variants of the stored object this body is, if it is one.
+    pub fn stored_variants(&self) -> Option<&EncodedVariants> {
+        match self {
+            ProxyBody::Stored(_, variants) => Some(variants),
+            _ => None,
+        }
     }
 
     /// No body.
@@ -77,7 +94,9 @@ impl Body for ProxyBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Full(bytes) | ProxyBody::Stored(bytes, _) => {
+                Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b))))
+            }
             ProxyBody::Stream(stream) => Pin::new(stream).poll_frame(cx),
             ProxyBody::Shared(reader) => Pin::new(reader).poll_frame(cx),
             ProxyBody::Coded(coded) => Pin::new(coded).poll_frame(cx),
@@ -86,7 +105,7 @@ impl Body for ProxyBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ProxyBody::Full(bytes) => bytes.is_none(),
+            ProxyBody::Full(bytes) | ProxyBody::Stored(bytes, _) => bytes.is_none(),
             ProxyBody::Stream(stream) => stream.is_end_stream(),
             ProxyBody::Shared(reader) => reader.is_end_stream(),
             ProxyBody::Coded(coded) => coded.is_end_stream(),
@@ -95,8 +114,10 @@ impl Body for ProxyBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ProxyBody::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
-            ProxyBody::Full(None) => SizeHint::with_exact(0),
+            ProxyBody::Full(Some(bytes)) | ProxyBody::Stored(Some(bytes), _) => {
+                SizeHint::with_exact(bytes.len() as u64)
+            }
+            ProxyBody::Full(None) | ProxyBody::Stored(None, _) => SizeHint::with_exact(0),
             ProxyBody::Stream(stream) => stream.inner.size_hint(),
             ProxyBody::Shared(reader) => reader.size_hint(),
             ProxyBody::Coded(coded) => coded.size_hint(),

@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 use super::pipeline::{ClientConn, Proxy};
 use crate::config::ServerConfig;
 
+/// The request-head field limit hyper applies when none is configured.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
+
 /// The HTTP server settings shared by every connection of a node.
 #[derive(Clone)]
 pub struct ConnectionBuilder {
@@ -33,8 +36,11 @@ impl ConnectionBuilder {
             .timer(TokioTimer::new())
             .header_read_timeout(server.header_read_timeout)
             .max_buf_size(head_limit)
-            .max_headers(server.max_headers)
             .keep_alive(true);
+        if server.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+            // hyper's own limit costs nothing; a configured one allocates and fills an index per request head.
+            builder.http1().max_headers(server.max_headers);
+        }
         builder
             .http2()
             .timer(TokioTimer::new())

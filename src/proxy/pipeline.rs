@@ -36,6 +36,7 @@ use crate::policy::conditional::{
 use crate::policy::{CacheStatus, Forward, RequestDirectives, StoreDecision, Usability};
 use crate::purge::Purger;
 use crate::throttle::Throttle;
+use peering::InPopStep;
 
 /// How a client reached this node.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +51,51 @@ pub struct ClientConn {
 pub struct OriginTarget {
     pub scheme: Scheme,
     pub authority: Authority,
+}
+
+/// What the front of the pipeline ([`Proxy::decide`]) leaves to do: nothing (answered from memory), or one step
+/// that needs the network.
+enum Step {
+    Answered((Response<ProxyBody>, CacheStatus)),
+    /// `PURGE` or a node-to-node purge endpoint.
+    Purge {
+        purge: Arc<Purger>,
+        request: Request<Incoming>,
+        conn: ClientConn,
+        from_peer: Option<Arc<str>>,
+    },
+    /// A method other than `GET`/`HEAD`: passed on (by the owner of the URL, in a pop).
+    Pass {
+        request: Request<Incoming>,
+        conn: ClientConn,
+        primary: PrimaryKey,
+        from_peer: Option<Arc<str>>,
+        invalidation: Option<InvalidationTarget>,
+    },
+    /// Another node of this pop owns the key.
+    ToOwner {
+        request: Request<Incoming>,
+        conn: ClientConn,
+        primary: PrimaryKey,
+        owners: peering::OwnersOf,
+    },
+    /// A stored copy that must be revalidated.
+    Revalidate {
+        request: Request<Incoming>,
+        conn: ClientConn,
+        primary: PrimaryKey,
+        key: VariantKey,
+        object: Arc<CachedObject>,
+        reason: Forward,
+    },
+    /// Nothing usable stored.
+    Miss {
+        request: Request<Incoming>,
+        conn: ClientConn,
+        primary: PrimaryKey,
+        key: VariantKey,
+        reason: Forward,
+    },
 }
 
 /// Everything the data plane needs, built once per node and shared by every connection.
@@ -150,7 +196,14 @@ impl Proxy {
         let version = request.version();
         let wants = self.negotiate(&mut request, conn);
         let observed = Observed::start(&request, conn.peer, &self.node_id, self.access_log);
-        let (response, mut status) = observed.around(self.serve(request, conn)).await;
+        // What can be answered from memory (errors, hot copies, fresh and stale-while-revalidate hits) is answered
+        // by `decide` without entering an async step; the rest goes on in `go_on`, boxed so that a hit never pays
+        // for the size of the network steps' state.
+        let step = observed.in_span(|| self.decide(request, conn));
+        let (response, mut status) = match step {
+            Step::Answered(answer) => answer,
+            next => observed.around(Box::pin(self.go_on(next))).await,
+        };
         if status.detail == Some(peering::PROBE) {
             // A peer's health probe is not traffic: no metrics, no access line.
             return response.map(ServedBody::unobserved);
@@ -159,40 +212,33 @@ impl Proxy {
         forward::strip_targeted_cache_control(response.headers_mut());
         respond::decorate(response.headers_mut(), &status, &self.node_id, self.via.for_version(version));
 
-        let outcome = status.outcome().as_str();
-        let code = response.status();
-        self.metrics.requests.with_label_values(&[outcome, method.as_str(), code.as_str()]).inc();
-        self.metrics.request_duration.with_label_values(&[outcome]).observe(started.elapsed().as_secs_f64());
+        self.metrics.requests.observe(status.outcome(), &method, response.status(), started.elapsed());
         observed.finish(response, &status, &self.node_id, &self.metrics)
     }
 
-    async fn serve(
-        self: &Arc<Self>,
-        mut request: Request<Incoming>,
-        conn: ClientConn,
-    ) -> (Response<ProxyBody>, CacheStatus) {
+    /// Admit → key → route → lookup, from memory only: an answer, or the step that needs the network.
+    fn decide(self: &Arc<Self>, mut request: Request<Incoming>, conn: ClientConn) -> Step {
         // Admit.
         let from_peer = self.admit_peer(&mut request);
         if forward::is_loop(request.headers(), &self.node_id) {
             let status = CacheStatus { detail: Some("loop"), error: true, ..CacheStatus::default() };
-            return (respond::error(StatusCode::LOOP_DETECTED, "loop detected: this node is already in Via"), status);
+            let answer = respond::error(StatusCode::LOOP_DETECTED, "loop detected: this node is already in Via");
+            return Step::Answered((answer, status));
         }
         if let Some(answer) = self.cluster_answer(&request, from_peer.as_deref()) {
-            return answer;
+            return Step::Answered(answer);
         }
         let conn = self.conn_through_peers(&request, conn);
         if let Some(purge) = self.purge.as_ref().filter(|_| Purger::handles(&request)) {
             // `PURGE <url>` and the node-to-node purge endpoints are answered here, never forwarded.
-            let host = request_host(&request).unwrap_or_default().to_string();
-            let answer = purge.data_plane(request, conn.peer, conn.scheme, &host, from_peer.as_deref()).await;
-            return (answer.map(ProxyBody::full), CacheStatus { detail: Some("purge"), ..CacheStatus::default() });
+            return Step::Purge { purge: purge.clone(), request, conn, from_peer };
         }
         let Some(host) = request_host(&request) else {
             let status = CacheStatus { detail: Some("no-host"), error: true, ..CacheStatus::default() };
-            return (respond::error(StatusCode::BAD_REQUEST, "the request names no host"), status);
+            return Step::Answered((respond::error(StatusCode::BAD_REQUEST, "the request names no host"), status));
         };
         if let Some(refused) = self.throttle_client(&request, conn, ClientStage::Admitted) {
-            return refused;
+            return Step::Answered(refused);
         }
 
         // Key.
@@ -201,47 +247,85 @@ impl Proxy {
         if method != Method::GET && method != Method::HEAD {
             let invalidation = (!invalidate::is_safe(method))
                 .then(|| InvalidationTarget::new(conn.scheme, host, request.uri(), primary.clone()));
-            // Route: the owner of the URL passes it on, so that it is the owner's copy an unsafe method invalidates.
-            return match self.pass_to_owner(request, conn, &primary, from_peer.as_deref(), invalidation).await {
-                Ok(answer) => answer,
-                Err((request, invalidation)) => self.pass(request, conn, "method", invalidation).await,
-            };
+            return Step::Pass { request, conn, primary, from_peer, invalidation };
         }
 
         // Route: the node of this pop that owns the key does the caching work.
-        if let Some(answer) = self.to_owner(&request, conn, &primary, from_peer.as_deref()).await {
-            return answer;
+        match self.route_in_pop(&request, &primary, from_peer.as_deref()) {
+            InPopStep::Here => self.look_up(request, conn, primary),
+            InPopStep::Answered(answer) => Step::Answered(*answer),
+            InPopStep::Forward(owners) => Step::ToOwner { request, conn, primary, owners },
         }
+    }
 
-        // Lookup.
+    /// Lookup: a fresh (or stale-while-revalidate) hit is answered here; a stale copy to revalidate and a miss
+    /// are steps for the network.
+    fn look_up(self: &Arc<Self>, request: Request<Incoming>, conn: ClientConn, primary: PrimaryKey) -> Step {
         let directives = RequestDirectives::of(request.headers());
         let now = SystemTime::now();
         match self.store.lookup(&primary, request.headers()) {
             Lookup::Found(key, object) => match directives.usability(&object.freshness, now) {
                 Usability::Fresh => {
                     let status = CacheStatus::hit(object.freshness.ttl_secs(now));
-                    (self.answer_from_cache(&request, &object, now), status)
+                    Step::Answered((self.answer_from_cache(&request, &object, now), status))
                 }
                 Usability::StaleWhileRevalidate => {
                     self.refresh_in_background(&request, conn, primary, key, object.clone());
                     let status = CacheStatus { stale: true, ..CacheStatus::hit(object.freshness.ttl_secs(now)) };
-                    (self.answer_from_cache(&request, &object, now), status)
+                    Step::Answered((self.answer_from_cache(&request, &object, now), status))
                 }
                 Usability::Revalidate if directives.only_if_cached => {
                     let status = CacheStatus { detail: Some("only-if-cached"), ..CacheStatus::default() };
-                    (respond::error(StatusCode::GATEWAY_TIMEOUT, "not usable from cache (only-if-cached)"), status)
+                    let answer = respond::error(StatusCode::GATEWAY_TIMEOUT, "not usable from cache (only-if-cached)");
+                    Step::Answered((answer, status))
                 }
                 Usability::Revalidate => {
                     let reason = directives.forward_reason(&object.freshness, now);
-                    self.revalidate_coalesced(request, conn, primary, key, object, reason).await
+                    Step::Revalidate { request, conn, primary, key, object, reason }
                 }
             },
             Lookup::UriMiss(_) | Lookup::VaryMiss(_) if directives.only_if_cached => {
                 let status = CacheStatus { detail: Some("only-if-cached"), ..CacheStatus::default() };
-                (respond::error(StatusCode::GATEWAY_TIMEOUT, "not in cache (only-if-cached)"), status)
+                Step::Answered((respond::error(StatusCode::GATEWAY_TIMEOUT, "not in cache (only-if-cached)"), status))
             }
-            Lookup::UriMiss(key) => self.miss_coalesced(request, conn, primary, key, Forward::UriMiss).await,
-            Lookup::VaryMiss(key) => self.miss_coalesced(request, conn, primary, key, Forward::VaryMiss).await,
+            Lookup::UriMiss(key) => Step::Miss { request, conn, primary, key, reason: Forward::UriMiss },
+            Lookup::VaryMiss(key) => Step::Miss { request, conn, primary, key, reason: Forward::VaryMiss },
+        }
+    }
+
+    /// The steps that need the network: purge fan-out, pass-through, forwarding to the owner, revalidation, miss.
+    async fn go_on(self: &Arc<Self>, step: Step) -> (Response<ProxyBody>, CacheStatus) {
+        match step {
+            Step::Answered(answer) => answer,
+            Step::Purge { purge, request, conn, from_peer } => {
+                let host = request_host(&request).unwrap_or_default().to_string();
+                let answer = purge.data_plane(request, conn.peer, conn.scheme, &host, from_peer.as_deref()).await;
+                (answer.map(ProxyBody::full), CacheStatus { detail: Some("purge"), ..CacheStatus::default() })
+            }
+            Step::Pass { request, conn, primary, from_peer, invalidation } => {
+                // Route: the owner of the URL passes it on, so that it is the owner's copy an unsafe method
+                // invalidates.
+                match self.pass_to_owner(request, conn, &primary, from_peer.as_deref(), invalidation).await {
+                    Ok(answer) => answer,
+                    Err((request, invalidation)) => self.pass(request, conn, "method", invalidation).await,
+                }
+            }
+            Step::ToOwner { request, conn, primary, owners } => {
+                if let Some(answer) = self.to_owner(&request, conn, &primary, owners).await {
+                    return answer;
+                }
+                // Every candidate before this node failed: this node serves it.
+                match self.look_up(request, conn, primary) {
+                    Step::Answered(answer) => answer,
+                    next => Box::pin(self.go_on(next)).await,
+                }
+            }
+            Step::Revalidate { request, conn, primary, key, object, reason } => {
+                self.revalidate_coalesced(request, conn, primary, key, object, reason).await
+            }
+            Step::Miss { request, conn, primary, key, reason } => {
+                self.miss_coalesced(request, conn, primary, key, reason).await
+            }
         }
     }
 

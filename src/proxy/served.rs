@@ -116,6 +116,11 @@ impl Observed {
         }
     }
 
+    /// Runs the pipeline's synchronous part in the request's span.
+    pub fn in_span<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.span.in_scope(f)
+    }
+
     /// Runs the pipeline's `future` in the request's span, with its upstream timing in scope (when it is kept).
     pub async fn around<F: Future>(&self, future: F) -> F::Output {
         let future = future.instrument(self.span.clone());

@@ -128,7 +128,7 @@ impl Proxy {
             return not_modified(&head.headers);
         }
 
-        let variants = head.extensions.get::<EncodedVariants>().cloned();
+        let variants = body.stored_variants().cloned();
         if let (Some(to), Some(variants)) = (to, &variants)
             && let Some(encoded) = variants.get(to)
         {

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 
 use super::{ClientConn, Proxy, content_length};
 use crate::cache::{CachedObject, Lookup, PrimaryKey};
-use crate::cluster::{InPop, MAX_HOPS, Member, PROBE_HEADER, PeerAuth, RouteKey, UpstreamRoute, route};
+use crate::cluster::{InPop, MAX_HOPS, Member, PEER_HEADER, PROBE_HEADER, RouteKey, UpstreamRoute, route};
 use crate::config::ParentFallback;
 use crate::policy::{CacheStatus, Forward, RequestDirectives, StoreDecision, Usability};
 use crate::proxy::body::{OnComplete, ProxyBody};
@@ -28,6 +28,22 @@ use crate::proxy::{forward, respond};
 /// where it entered the cluster, so it takes no client token here.
 #[derive(Debug, Clone)]
 pub(crate) struct ProvenPeer;
+
+/// Where the route step sends a `GET`/`HEAD` (see [`Proxy::route_in_pop`]).
+pub(super) enum InPopStep {
+    /// This node does the caching work.
+    Here,
+    /// A fresh hot copy kept here answered it (boxed: the rare case, and the largest).
+    Answered(Box<(Response<ProxyBody>, CacheStatus)>),
+    /// The owners of its key, in order, serve it.
+    Forward(OwnersOf),
+}
+
+/// The nodes of this pop to forward a key to (the owner first), and whether the key is hot here.
+pub(super) struct OwnersOf {
+    owners: Vec<Member>,
+    hot: bool,
+}
 
 /// The `Cache-Status` detail of a peer's health probe, which `handle` leaves out of the metrics.
 pub(super) const PROBE: &str = "probe";
@@ -97,12 +113,13 @@ impl Proxy {
     /// Checks the peer proof of a request (removing it either way) and remembers a proven sender in the request's
     /// extensions. Returns the proven node id.
     pub(super) fn admit_peer(&self, request: &mut Request<Incoming>) -> Option<Arc<str>> {
+        // `verify` removes the proof, and the claimed id unless it is proven.
         let proven = self.cluster.auth.verify(request.headers_mut()).map(Arc::<str>::from);
-        PeerAuth::strip(request.headers_mut());
         if proven.is_none() {
             // Only a proven peer may probe; from anyone else the field is dropped, so it cannot travel on signed.
             request.headers_mut().remove(PROBE_HEADER);
         } else {
+            request.headers_mut().remove(PEER_HEADER);
             request.extensions_mut().insert(ProvenPeer);
         }
         proven
@@ -140,24 +157,35 @@ impl Proxy {
         }
     }
 
-    /// Forwards a `GET`/`HEAD` to the node of this pop that owns its key, unless this node does (or keeps a hot
-    /// copy). `None`: serve it here — this node owns it, or every candidate before it failed.
+    /// Where a `GET`/`HEAD` is served: here (this node owns its key), from a fresh hot copy kept here, or by the
+    /// node of this pop that owns it. Decided from memory, before anything goes out.
+    pub(super) fn route_in_pop<B>(
+        &self,
+        request: &Request<B>,
+        primary: &PrimaryKey,
+        from_peer: Option<&str>,
+    ) -> InPopStep {
+        if !idempotent(request.method()) {
+            return InPopStep::Here;
+        }
+        let key = RouteKey::of(primary.as_str());
+        let InPop::Forward(owners) = self.cluster.in_pop(&key, from_peer) else { return InPopStep::Here };
+        let hot = self.cluster.hot.count(&key);
+        match self.hot_copy(request, primary) {
+            Some(answer) => InPopStep::Answered(Box::new(answer)),
+            None => InPopStep::Forward(OwnersOf { owners, hot }),
+        }
+    }
+
+    /// Forwards a `GET`/`HEAD` to the owners of its key, in order. `None`: serve it here — every candidate before
+    /// this node failed.
     pub(super) async fn to_owner(
         &self,
         request: &Request<Incoming>,
         conn: ClientConn,
         primary: &PrimaryKey,
-        from_peer: Option<&str>,
+        OwnersOf { owners, hot }: OwnersOf,
     ) -> Option<(Response<ProxyBody>, CacheStatus)> {
-        if !idempotent(request.method()) {
-            return None;
-        }
-        let key = RouteKey::of(primary.as_str());
-        let InPop::Forward(owners) = self.cluster.in_pop(&key, from_peer) else { return None };
-        let hot = self.cluster.hot.count(&key);
-        if let Some(answer) = self.hot_copy(request, primary) {
-            return Some(answer);
-        }
         let mut builder = Request::builder().method(request.method()).uri(request.uri()).version(request.version());
         if let Some(headers) = builder.headers_mut() {
             *headers = request.headers().clone();
