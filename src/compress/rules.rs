@@ -73,11 +73,12 @@ impl MediaTypes {
         if essence.is_empty() || NEVER.iter().any(|never| lower_eq(essence, never)) {
             return false;
         }
+        let has_subtype = essence.contains(&b'/');
         self.0.iter().any(|p| match p {
             Pattern::Exact(e) => lower_eq(essence, e),
             Pattern::Type(t) => essence.get(..t.len()).is_some_and(|head| lower_eq(head, t)),
             Pattern::Suffix(s) => {
-                essence.contains(&b'/') && essence.len() >= s.len() && lower_eq(&essence[essence.len() - s.len()..], s)
+                has_subtype && essence.len() >= s.len() && lower_eq(&essence[essence.len() - s.len()..], s)
             }
         })
     }

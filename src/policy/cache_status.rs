@@ -120,30 +120,44 @@ struct Entry<'a> {
 
 impl fmt::Display for Entry<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.status;
-        f.write_str(self.node)?;
-        if s.hit && s.forward.is_none() {
-            f.write_str("; hit")?;
+        let mut entry = Vec::with_capacity(64);
+        self.status.write_entry(self.node, &mut entry);
+        // Every part written is ASCII or the node id, which is a `str`.
+        f.write_str(&String::from_utf8_lossy(&entry))
+    }
+}
+
+impl CacheStatus {
+    /// Appends the entry (`node-id; hit; ttl=42`) to `out`: the bytes of the header value, without formatting
+    /// machinery (this runs for every answer).
+    pub fn write_entry(&self, node: &str, out: &mut Vec<u8>) {
+        let mut number = itoa::Buffer::new();
+        out.extend_from_slice(node.as_bytes());
+        if self.hit && self.forward.is_none() {
+            out.extend_from_slice(b"; hit");
         }
-        if let Some(forward) = s.forward {
-            write!(f, "; fwd={}", forward.as_str())?;
+        if let Some(forward) = self.forward {
+            out.extend_from_slice(b"; fwd=");
+            out.extend_from_slice(forward.as_str().as_bytes());
         }
-        if let Some(code) = s.forward_status {
-            write!(f, "; fwd-status={code}")?;
+        if let Some(code) = self.forward_status {
+            out.extend_from_slice(b"; fwd-status=");
+            out.extend_from_slice(number.format(code).as_bytes());
         }
-        if s.stored {
-            f.write_str("; stored")?;
+        if self.stored {
+            out.extend_from_slice(b"; stored");
         }
-        if s.collapsed {
-            f.write_str("; collapsed")?;
+        if self.collapsed {
+            out.extend_from_slice(b"; collapsed");
         }
-        if let Some(ttl) = s.ttl {
-            write!(f, "; ttl={ttl}")?;
+        if let Some(ttl) = self.ttl {
+            out.extend_from_slice(b"; ttl=");
+            out.extend_from_slice(number.format(ttl).as_bytes());
         }
-        if let Some(detail) = s.detail {
-            write!(f, "; detail={detail}")?;
+        if let Some(detail) = self.detail {
+            out.extend_from_slice(b"; detail=");
+            out.extend_from_slice(detail.as_bytes());
         }
-        Ok(())
     }
 }
 

@@ -37,6 +37,10 @@ pub enum Usability {
 impl RequestDirectives {
     /// Reads a request's directives.
     pub fn of(headers: &HeaderMap) -> RequestDirectives {
+        if !headers.contains_key(http::header::CACHE_CONTROL) && !headers.contains_key(http::header::PRAGMA) {
+            // Most requests say nothing about caching.
+            return RequestDirectives::default();
+        }
         let cc = CacheControl::of(headers);
         let pragma_no_cache = !headers.contains_key(http::header::CACHE_CONTROL)
             && headers

@@ -11,9 +11,6 @@ use crate::cache::CachedObject;
 use crate::policy::CacheStatus;
 use crate::policy::conditional::NOT_MODIFIED_FIELDS;
 
-/// Fields a stored response gets when it is served: `Age`, `Cache-Status`, `Via` and maybe `Vary`.
-const ADDED_FIELDS: usize = 4;
-
 /// An error answer of this node's own: status, a one-line plain-text body, no caching.
 pub fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::full(format!("{message}\n")));
@@ -32,8 +29,6 @@ pub fn from_cache(object: &CachedObject, method: &Method, now: SystemTime) -> Re
     *response.status_mut() = object.status;
     let headers = response.headers_mut();
     *headers = object.headers.clone();
-    // Room for what every answer gets on its way out (`Age`, `Cache-Status`, `Via`), in one allocation.
-    headers.reserve(ADDED_FIELDS);
     set_age(headers, object, now);
     response
 }
@@ -57,19 +52,19 @@ fn set_age(headers: &mut HeaderMap, object: &CachedObject, now: SystemTime) {
     headers.insert(header::AGE, HeaderValue::from(age));
 }
 
+/// `Cache-Status`.
+const CACHE_STATUS: header::HeaderName = header::HeaderName::from_static("cache-status");
+
 /// Adds this node's `Cache-Status` entry (after any upstream entries) and its `Via` entry.
 pub fn decorate(headers: &mut HeaderMap, status: &CacheStatus, node_id: &str, via: &HeaderValue) {
-    use std::fmt::Write;
-    let cache_status = header::HeaderName::from_static("cache-status");
-    let mut combined = String::with_capacity(96);
-    if let Some(previous) = headers.get(&cache_status) {
-        combined.push_str(&String::from_utf8_lossy(previous.as_bytes()));
-        combined.push_str(", ");
+    let mut combined = Vec::with_capacity(96);
+    if let Some(previous) = headers.get(&CACHE_STATUS) {
+        combined.extend_from_slice(previous.as_bytes());
+        combined.extend_from_slice(b", ");
     }
-    // Writing into a String cannot fail.
-    let _ = write!(combined, "{}", status.entry(node_id));
-    if let Ok(value) = HeaderValue::try_from(combined) {
-        headers.insert(cache_status, value);
+    status.write_entry(node_id, &mut combined);
+    if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(combined)) {
+        headers.insert(CACHE_STATUS, value);
     }
     headers.append(header::VIA, via.clone());
 }

@@ -173,11 +173,13 @@ impl Observed {
         });
         let counter = metrics.delivery.served(source).clone();
         let started = self.started;
+        // A body in memory knows its length; a stream announces it.
         let length = response
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+            .body()
+            .size_hint()
+            .exact()
+            .filter(|&n| n > 0)
+            .or_else(|| response.headers().get(http::header::CONTENT_LENGTH)?.to_str().ok()?.parse::<u64>().ok());
         response.map(|body| ServedBody::new(body, started, counter, record).with_length(length))
     }
 }

@@ -97,7 +97,7 @@ impl Proxy {
             BodyCoding::Known(coding) => Some(coding),
             BodyCoding::Other => return Response::from_parts(head, body),
         };
-        let len = content_length(&head.headers).or_else(|| body.size_hint().exact().filter(|&n| n > 0));
+        let len = body.size_hint().exact().filter(|&n| n > 0).or_else(|| content_length(&head.headers));
         let transformable = head.status == StatusCode::OK
             && !wants.no_transform
             && !rules::no_transform(&head.headers)
