@@ -31,56 +31,58 @@ pub const DEFAULT_TYPES: &[&str] = &[
 /// event by event, and a compressor holds bytes back until it has enough of them.
 const NEVER: &[&str] = &["text/event-stream"];
 
-/// One `compression.types` entry.
+/// The media types to compress, by kind of entry, lowercase: exact `type/subtype` entries (sorted, for a binary
+/// search), `type/*` entries (the type with its slash) and `+suffix` entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Pattern {
-    /// `text/html`.
-    Exact(String),
-    /// `text/*`: the type, with its slash.
-    Type(String),
-    /// `+json`.
-    Suffix(String),
+pub struct MediaTypes {
+    exact: Vec<String>,
+    types: Vec<String>,
+    suffixes: Vec<String>,
 }
 
-/// The media types to compress.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MediaTypes(Vec<Pattern>);
+/// Longest `Content-Type` essence lowercased on the stack; a longer one is lowercased on the heap.
+const ESSENCE_ON_STACK: usize = 96;
 
 impl MediaTypes {
     /// From `compression.types` entries (validated: `type/subtype`, `type/*` or `+suffix`), case-insensitive.
     pub fn new<S: AsRef<str>>(entries: &[S]) -> MediaTypes {
-        let patterns = entries
-            .iter()
-            .map(|e| e.as_ref().trim().to_ascii_lowercase())
-            .map(|e| {
-                if e.starts_with('+') {
-                    Pattern::Suffix(e)
-                } else if let Some(ty) = e.strip_suffix('*') {
-                    Pattern::Type(ty.to_string())
-                } else {
-                    Pattern::Exact(e)
-                }
-            })
-            .collect();
-        MediaTypes(patterns)
+        let mut types = MediaTypes { exact: Vec::new(), types: Vec::new(), suffixes: Vec::new() };
+        for entry in entries.iter().map(|e| e.as_ref().trim().to_ascii_lowercase()) {
+            if entry.starts_with('+') {
+                types.suffixes.push(entry);
+            } else if let Some(ty) = entry.strip_suffix('*') {
+                types.types.push(ty.to_string());
+            } else {
+                types.exact.push(entry);
+            }
+        }
+        types.exact.sort();
+        types.exact.dedup();
+        types
     }
 
     /// Whether a `Content-Type` value names a type to compress (parameters such as `charset` are ignored).
     pub fn matches(&self, content_type: &str) -> bool {
-        // No allocation: this runs for every answer to a GET. Patterns and `NEVER` are lowercase.
         let essence = content_type.split(';').next().unwrap_or_default().trim().as_bytes();
-        let lower_eq = |a: &[u8], b: &str| a.eq_ignore_ascii_case(b.as_bytes());
-        if essence.is_empty() || NEVER.iter().any(|never| lower_eq(essence, never)) {
+        if essence.len() <= ESSENCE_ON_STACK {
+            // No allocation: this runs for every answer to a GET.
+            let mut buf = [0u8; ESSENCE_ON_STACK];
+            let lower = &mut buf[..essence.len()];
+            lower.copy_from_slice(essence);
+            lower.make_ascii_lowercase();
+            self.matches_lowercase(lower)
+        } else {
+            self.matches_lowercase(&essence.to_ascii_lowercase())
+        }
+    }
+
+    fn matches_lowercase(&self, essence: &[u8]) -> bool {
+        if essence.is_empty() || NEVER.iter().any(|never| essence == never.as_bytes()) {
             return false;
         }
-        let has_subtype = essence.contains(&b'/');
-        self.0.iter().any(|p| match p {
-            Pattern::Exact(e) => lower_eq(essence, e),
-            Pattern::Type(t) => essence.get(..t.len()).is_some_and(|head| lower_eq(head, t)),
-            Pattern::Suffix(s) => {
-                has_subtype && essence.len() >= s.len() && lower_eq(&essence[essence.len() - s.len()..], s)
-            }
-        })
+        self.exact.binary_search_by(|e| e.as_bytes().cmp(essence)).is_ok()
+            || self.types.iter().any(|t| essence.starts_with(t.as_bytes()))
+            || (essence.contains(&b'/') && self.suffixes.iter().any(|s| essence.ends_with(s.as_bytes())))
     }
 }
 

@@ -21,6 +21,12 @@ pub enum Precondition {
 
 /// Evaluates a client's preconditions against a stored response (RFC 9110 §13.2.2).
 pub fn evaluate_preconditions(method: &Method, request: &HeaderMap, stored: &HeaderMap) -> Precondition {
+    const CONDITIONALS: [HeaderName; 4] =
+        [header::IF_MATCH, header::IF_UNMODIFIED_SINCE, header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE];
+    if !request.keys().any(|name| CONDITIONALS.contains(name)) {
+        // Most requests are unconditional: one pass over their field names settles it.
+        return Precondition::Proceed;
+    }
     let etag = stored.get(header::ETAG).and_then(|v| v.to_str().ok());
     if request.contains_key(header::IF_MATCH) {
         // Strong comparison; `*` matches any current representation.

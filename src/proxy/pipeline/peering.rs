@@ -29,6 +29,9 @@ use crate::proxy::{forward, respond};
 #[derive(Debug, Clone)]
 pub(crate) struct ProvenPeer;
 
+/// The prefix of every field the cluster's nodes send each other (`Edgecache-Peer`, `-Peer-Auth`, `-Probe`).
+const EDGECACHE_FIELD_PREFIX: &str = "edgecache-";
+
 /// Where the route step sends a `GET`/`HEAD` (see [`Proxy::route_in_pop`]).
 pub(super) enum InPopStep {
     /// This node does the caching work.
@@ -113,6 +116,10 @@ impl Proxy {
     /// Checks the peer proof of a request (removing it either way) and remembers a proven sender in the request's
     /// extensions. Returns the proven node id.
     pub(super) fn admit_peer(&self, request: &mut Request<Incoming>) -> Option<Arc<str>> {
+        if !request.headers().keys().any(|name| name.as_str().starts_with(EDGECACHE_FIELD_PREFIX)) {
+            // A client's request (the common case) carries none of the cluster's fields: nothing to check or drop.
+            return None;
+        }
         // `verify` removes the proof, and the claimed id unless it is proven.
         let proven = self.cluster.auth.verify(request.headers_mut()).map(Arc::<str>::from);
         if proven.is_none() {
