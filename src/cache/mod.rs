@@ -4,6 +4,7 @@ pub mod encoded;
 pub mod hooks;
 pub mod key;
 pub mod object;
+mod slots;
 pub mod store;
 
 pub use encoded::EncodedVariants;

@@ -21,19 +21,26 @@ pub struct CachedObject {
     pub encoded: EncodedVariants,
 }
 
-/// Bytes charged for an object beyond its header text and body: the object, its `Arc`, its key's allocation and
-/// moka's entry (~680 B measured by `cargo bench --bench memory`).
-const OVERHEAD_BYTES: usize = 680;
-
 /// Bytes charged per header field beyond its name and value: the `HeaderMap` entry, index and allocations.
 const HEADER_FIELD_BYTES: usize = 96;
 
 impl CachedObject {
-    /// The bytes this object is charged against `cache.memory`: headers, body, encoded variants and a fixed
-    /// overhead.
+    /// Bytes charged for an object beyond its header fields, body and key text: the object and its `Arc`, the
+    /// allocations of its body, key and encoded-variant cell, and the store's entry (measured by
+    /// `cargo bench --bench memory`).
+    pub const FIXED_WEIGHT: u32 = 680;
+
+    /// A response as stored, with no encoded variant yet.
+    pub fn new(status: StatusCode, headers: HeaderMap, body: Bytes, freshness: Freshness) -> CachedObject {
+        CachedObject { status, headers, body, freshness, encoded: EncodedVariants::default() }
+    }
+
+    /// The bytes this object is charged against `cache.memory` under a key of `key_len` bytes: headers, body,
+    /// encoded variants and a fixed overhead.
     pub fn weight(&self, key_len: usize) -> u32 {
         let headers: usize = self.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + HEADER_FIELD_BYTES).sum();
-        let total = self.body.len() + self.encoded.bytes() + headers + key_len + OVERHEAD_BYTES;
+        let encoded = self.encoded.bytes() + self.encoded.slots_bytes();
+        let total = self.body.len() + encoded + headers + key_len + Self::FIXED_WEIGHT as usize;
         u32::try_from(total).unwrap_or(u32::MAX)
     }
 
