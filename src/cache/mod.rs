@@ -1,6 +1,7 @@
 //! The cache: keys (normalised URL + `Vary`), stored objects, and the in-memory store they live in.
 
 pub mod encoded;
+pub mod fields;
 pub mod hooks;
 pub mod key;
 pub mod object;
@@ -8,6 +9,7 @@ mod slots;
 pub mod store;
 
 pub use encoded::EncodedVariants;
+pub use fields::{Fields, StoredFields};
 pub use hooks::{Screened, StoreHooks};
 pub use key::{PrimaryKey, VariantKey, VarySpec};
 pub use object::CachedObject;

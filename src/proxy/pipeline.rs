@@ -513,7 +513,7 @@ impl Proxy {
         object: &CachedObject,
         not_modified: &HeaderMap,
     ) -> CachedObject {
-        let mut headers = object.headers.clone();
+        let mut headers = object.headers.to_map();
         let received = SystemTime::now();
         let mut not_modified = not_modified.clone();
         crate::policy::age::ensure_date(&mut not_modified, received);
@@ -532,7 +532,7 @@ impl Proxy {
         // The body is the same, so are its encoded variants.
         let refreshed = CachedObject {
             status: object.status,
-            headers,
+            headers: (&headers).into(),
             body: object.body.clone(),
             freshness,
             encoded: object.encoded.clone(),
@@ -585,7 +585,7 @@ impl Proxy {
         let on_complete: super::body::OnComplete = Box::new(move |bytes| {
             let object = CachedObject {
                 status: object_status,
-                headers: object_headers,
+                headers: (&object_headers).into(),
                 body: bytes,
                 freshness,
                 encoded: Default::default(),

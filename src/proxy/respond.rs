@@ -26,7 +26,7 @@ pub fn from_cache(object: &CachedObject, method: &Method, now: SystemTime) -> Re
     let body = if method == Method::HEAD { ProxyBody::empty() } else { ProxyBody::full(object.body.clone()) };
     let mut response = Response::new(body);
     *response.status_mut() = object.status;
-    *response.headers_mut() = object.headers.clone();
+    *response.headers_mut() = object.headers.to_map();
     set_age(response.headers_mut(), object, now);
     // The encode step keeps what it encodes from this body with the object (and serves what it kept).
     response.extensions_mut().insert(object.encoded.clone());

@@ -53,7 +53,7 @@ impl Fetched {
 
     /// Whether `object` holds the body this answer streamed (`raw_len` bytes).
     fn is(&self, object: &CachedObject, raw_len: u64) -> bool {
-        object.body.len() as u64 == raw_len && Fetched::of(&object.headers).fields == self.fields
+        object.body.len() as u64 == raw_len && Fetched::of(&object.headers.to_map()).fields == self.fields
     }
 }
 

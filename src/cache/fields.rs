@@ -1,0 +1,233 @@
+//! A stored response's header fields, compactly: one allocation holding every field's name and value text and
+//! where each ends, instead of a `HeaderMap` (~100 B of buckets, index and `Bytes` per field). A hit turns it back
+//! into a `HeaderMap` whose values share the stored text; the [`Fields`] trait lets the code that reads a few fields
+//! of a stored response (validators, dates, `Vary`, tags) read them from either form without building a map.
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http::header::{HeaderName, HeaderValue};
+
+/// Reading header fields by name, from a `HeaderMap` or from [`StoredFields`].
+pub trait Fields {
+    /// Every value of `name`, in the order received.
+    fn values<'a>(&'a self, name: &HeaderName) -> impl Iterator<Item = &'a [u8]>;
+
+    /// The first value of `name`.
+    fn first(&self, name: &HeaderName) -> Option<&[u8]> {
+        self.values(name).next()
+    }
+
+    /// Whether `name` is present.
+    fn has(&self, name: &HeaderName) -> bool {
+        self.first(name).is_some()
+    }
+
+    /// The first value of `name` as text, if it is visible ASCII (as `HeaderValue::to_str`).
+    fn text(&self, name: &HeaderName) -> Option<&str> {
+        self.first(name).and_then(visible_text)
+    }
+
+    /// Every value of `name` that is visible ASCII, as text.
+    fn texts<'a>(&'a self, name: &HeaderName) -> impl Iterator<Item = &'a str> {
+        self.values(name).filter_map(visible_text)
+    }
+}
+
+impl Fields for HeaderMap {
+    fn values<'a>(&'a self, name: &HeaderName) -> impl Iterator<Item = &'a [u8]> {
+        self.get_all(name).into_iter().map(HeaderValue::as_bytes)
+    }
+}
+
+/// `bytes` as text when `HeaderValue::to_str` would accept them: tab and visible ASCII only.
+pub fn visible_text(bytes: &[u8]) -> Option<&str> {
+    let visible = bytes.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
+    if visible { std::str::from_utf8(bytes).ok() } else { None }
+}
+
+/// The header fields of a stored response. Layout of the block: the field count (u16), then for each field where
+/// its name and its value end in the text (u32 each), then the text: every name (lowercase) followed by its value.
+#[derive(Clone, Default)]
+pub struct StoredFields {
+    block: Bytes,
+}
+
+/// Bytes of the block before the index.
+const COUNT_BYTES: usize = 2;
+/// Bytes of the index per field.
+const ENDS_BYTES: usize = 8;
+
+impl StoredFields {
+    /// The fields of `map`, in its order (values of one name together, in the order received). A map of more
+    /// than 65,535 fields or 4 GiB of text keeps what fits (hyper refuses such heads long before).
+    pub fn from_map(map: &HeaderMap) -> StoredFields {
+        let fields: Vec<(&HeaderName, &HeaderValue)> = map.iter().take(usize::from(u16::MAX)).collect();
+        let text_len: usize = fields.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
+        let Ok(text_len) = u32::try_from(text_len) else { return StoredFields::default() };
+        let mut block = Vec::with_capacity(COUNT_BYTES + fields.len() * ENDS_BYTES + text_len as usize);
+        block.extend_from_slice(&(fields.len() as u16).to_le_bytes());
+        let mut end = 0u32;
+        for (name, value) in &fields {
+            // Within text_len, which fits in u32.
+            end += name.as_str().len() as u32;
+            block.extend_from_slice(&end.to_le_bytes());
+            end += value.len() as u32;
+            block.extend_from_slice(&end.to_le_bytes());
+        }
+        for (name, value) in &fields {
+            block.extend_from_slice(name.as_str().as_bytes());
+            block.extend_from_slice(value.as_bytes());
+        }
+        let block = Bytes::from(block);
+        // Hits give out values that share the block; the first share turns it into a shared (counted) buffer once
+        // and for all. Do it now, so that the memory an object costs does not change when it is first served.
+        drop(block.clone());
+        StoredFields { block }
+    }
+
+    /// How many fields.
+    pub fn len(&self) -> usize {
+        match self.block.get(..COUNT_BYTES) {
+            Some(count) => usize::from(u16::from_le_bytes([count[0], count[1]])),
+            None => 0,
+        }
+    }
+
+    /// Whether there is no field.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of the names and values.
+    pub fn text_len(&self) -> usize {
+        self.block.len().saturating_sub(self.text_start())
+    }
+
+    fn text_start(&self) -> usize {
+        COUNT_BYTES + self.len() * ENDS_BYTES
+    }
+
+    fn end(&self, at: usize) -> usize {
+        match self.block.get(at..at + 4) {
+            Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize,
+            None => 0,
+        }
+    }
+
+    /// Field `i`: where its name and its value are in the block.
+    fn spans(&self, i: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let text = self.text_start();
+        let start = if i == 0 { 0 } else { self.end(COUNT_BYTES + (i - 1) * ENDS_BYTES + 4) };
+        let name_end = self.end(COUNT_BYTES + i * ENDS_BYTES);
+        let value_end = self.end(COUNT_BYTES + i * ENDS_BYTES + 4);
+        (text + start..text + name_end, text + name_end..text + value_end)
+    }
+
+    /// Every field as (name, value) bytes, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        (0..self.len()).filter_map(|i| {
+            let (name, value) = self.spans(i);
+            Some((self.block.get(name)?, self.block.get(value)?))
+        })
+    }
+
+    /// The fields as a `HeaderMap` (for a response, or for code that edits them); the values share the block.
+    pub fn to_map(&self) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(self.len());
+        let mut last: Option<HeaderName> = None;
+        for i in 0..self.len() {
+            let (name, value) = self.spans(i);
+            let Some(name_bytes) = self.block.get(name) else { continue };
+            // Values of one name are stored together: parse the name once.
+            let name = match last.take() {
+                Some(last) if last.as_str().as_bytes() == name_bytes => last,
+                _ => match HeaderName::from_bytes(name_bytes) {
+                    Ok(name) => name,
+                    Err(_) => continue,
+                },
+            };
+            // The bytes were a valid value when stored.
+            let Ok(value) = HeaderValue::from_maybe_shared(self.block.slice(value)) else { continue };
+            map.append(name.clone(), value);
+            last = Some(name);
+        }
+        map
+    }
+
+    /// The values of `name` as `HeaderValue`s sharing the block.
+    pub fn get_all(&self, name: &HeaderName) -> impl Iterator<Item = HeaderValue> {
+        let name = name.as_str().as_bytes();
+        (0..self.len()).filter_map(move |i| {
+            let (name_span, value) = self.spans(i);
+            if self.block.get(name_span)? != name {
+                return None;
+            }
+            HeaderValue::from_maybe_shared(self.block.slice(value)).ok()
+        })
+    }
+}
+
+impl Fields for StoredFields {
+    fn values<'a>(&'a self, name: &HeaderName) -> impl Iterator<Item = &'a [u8]> {
+        let name = name.as_str().as_bytes();
+        self.iter().filter(move |(n, _)| *n == name).map(|(_, value)| value)
+    }
+}
+
+impl From<&HeaderMap> for StoredFields {
+    fn from(map: &HeaderMap) -> StoredFields {
+        StoredFields::from_map(map)
+    }
+}
+
+impl std::fmt::Debug for StoredFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fields = self.iter().map(|(n, v)| (String::from_utf8_lossy(n), String::from_utf8_lossy(v)));
+        f.debug_map().entries(fields).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header;
+
+    fn map(fields: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in fields {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn fields_come_back_as_they_were_stored() {
+        let original =
+            map(&[("etag", "\"v1\""), ("cache-tag", "a b"), ("x-custom", ""), ("cache-tag", "c"), ("date", "x")]);
+        let stored = StoredFields::from_map(&original);
+        assert_eq!(stored.len(), 5);
+        assert_eq!(stored.text_len(), original.iter().map(|(n, v)| n.as_str().len() + v.len()).sum::<usize>());
+        assert_eq!(stored.to_map(), original);
+        assert_eq!(stored.text(&header::ETAG), Some("\"v1\""));
+        let tag = HeaderName::from_static("cache-tag");
+        assert_eq!(stored.texts(&tag).collect::<Vec<_>>(), ["a b", "c"]);
+        assert_eq!(stored.get_all(&tag).collect::<Vec<_>>(), ["a b", "c"]);
+        assert!(stored.has(&HeaderName::from_static("x-custom")));
+        assert!(!stored.has(&header::VARY));
+        assert_eq!(stored.first(&HeaderName::from_static("x-custom")), Some(&b""[..]));
+    }
+
+    #[test]
+    fn no_fields_and_opaque_values() {
+        let empty = StoredFields::from_map(&HeaderMap::new());
+        assert!(empty.is_empty());
+        assert_eq!(empty.to_map(), HeaderMap::new());
+        assert!(StoredFields::default().is_empty());
+        let mut original = HeaderMap::new();
+        original.insert(header::CONTENT_DISPOSITION, HeaderValue::from_bytes(b"caf\xc3\xa9").expect("obs-text"));
+        let stored = StoredFields::from_map(&original);
+        assert_eq!(stored.text(&header::CONTENT_DISPOSITION), None, "not visible ASCII, as HeaderValue::to_str");
+        assert_eq!(original.text(&header::CONTENT_DISPOSITION), None);
+        assert_eq!(stored.to_map(), original);
+    }
+}
