@@ -45,38 +45,59 @@ pub fn visible_text(bytes: &[u8]) -> Option<&str> {
     if visible { std::str::from_utf8(bytes).ok() } else { None }
 }
 
-/// The header fields of a stored response. Layout of the block: the field count (u16), then for each field where
-/// its name and its value end in the text (u32 each), then the text: every name (lowercase) followed by its value.
+/// The header fields of a stored response. Layout of the block: the field count (u16; its top bit set when the
+/// offsets are u32), then for each field where its name and its value end in the text (u16 each, or u32 when the
+/// text is longer than 64 KiB), then the text: every name (lowercase) followed by its value.
 #[derive(Clone, Default)]
 pub struct StoredFields {
     block: Bytes,
 }
 
-/// Bytes of the block before the index.
-const COUNT_BYTES: usize = 2;
-/// Bytes of the index per field.
-const ENDS_BYTES: usize = 8;
+/// Bytes of the block before the index: the field count.
+const INDEX_START: usize = 2;
+/// The count's bit that says the offsets are u32.
+const WIDE: u16 = 1 << 15;
+/// Most fields kept.
+const MAX_FIELDS: usize = (WIDE - 1) as usize;
 
 impl StoredFields {
     /// The fields of `map`, in its order (values of one name together, in the order received). A map of more
-    /// than 65,535 fields or 4 GiB of text keeps what fits (hyper refuses such heads long before).
+    /// than 32,767 fields or 4 GiB of text keeps nothing past that (hyper refuses such heads long before).
     pub fn from_map(map: &HeaderMap) -> StoredFields {
-        let fields: Vec<(&HeaderName, &HeaderValue)> = map.iter().take(usize::from(u16::MAX)).collect();
-        let text_len: usize = fields.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
-        let Ok(text_len) = u32::try_from(text_len) else { return StoredFields::default() };
-        let mut block = Vec::with_capacity(COUNT_BYTES + fields.len() * ENDS_BYTES + text_len as usize);
-        block.extend_from_slice(&(fields.len() as u16).to_le_bytes());
-        let mut end = 0u32;
-        for (name, value) in &fields {
-            // Within text_len, which fits in u32.
-            end += name.as_str().len() as u32;
-            block.extend_from_slice(&end.to_le_bytes());
-            end += value.len() as u32;
-            block.extend_from_slice(&end.to_le_bytes());
+        let fields: Vec<(&[u8], &[u8])> =
+            map.iter().take(MAX_FIELDS).map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())).collect();
+        StoredFields::build(&fields)
+    }
+
+    fn build(fields: &[(&[u8], &[u8])]) -> StoredFields {
+        let text_len: usize = fields.iter().map(|(n, v)| n.len() + v.len()).sum();
+        if u32::try_from(text_len).is_err() {
+            return StoredFields::default();
         }
-        for (name, value) in &fields {
-            block.extend_from_slice(name.as_str().as_bytes());
-            block.extend_from_slice(value.as_bytes());
+        let wide = text_len > usize::from(u16::MAX);
+        let width = if wide { 4 } else { 2 };
+        let mut block = Vec::with_capacity(INDEX_START + fields.len() * 2 * width + text_len);
+        // At most MAX_FIELDS, below the flag bit.
+        let count = fields.len() as u16 | if wide { WIDE } else { 0 };
+        block.extend_from_slice(&count.to_le_bytes());
+        let mut end = 0usize;
+        let mut push = |end: usize| {
+            // Within text_len, which fits the width.
+            if wide {
+                block.extend_from_slice(&(end as u32).to_le_bytes())
+            } else {
+                block.extend_from_slice(&(end as u16).to_le_bytes())
+            }
+        };
+        for (name, value) in fields {
+            end += name.len();
+            push(end);
+            end += value.len();
+            push(end);
+        }
+        for (name, value) in fields {
+            block.extend_from_slice(name);
+            block.extend_from_slice(value);
         }
         let block = Bytes::from(block);
         // Hits give out values that share the block; the first share turns it into a shared (counted) buffer once
@@ -85,12 +106,21 @@ impl StoredFields {
         StoredFields { block }
     }
 
-    /// How many fields.
-    pub fn len(&self) -> usize {
-        match self.block.get(..COUNT_BYTES) {
-            Some(count) => usize::from(u16::from_le_bytes([count[0], count[1]])),
+    fn count(&self) -> u16 {
+        match self.block.get(..INDEX_START) {
+            Some(count) => u16::from_le_bytes([count[0], count[1]]),
             None => 0,
         }
+    }
+
+    /// Bytes of one offset in the index.
+    fn width(&self) -> usize {
+        if self.count() & WIDE != 0 { 4 } else { 2 }
+    }
+
+    /// How many fields.
+    pub fn len(&self) -> usize {
+        usize::from(self.count() & !WIDE)
     }
 
     /// Whether there is no field.
@@ -104,22 +134,25 @@ impl StoredFields {
     }
 
     fn text_start(&self) -> usize {
-        COUNT_BYTES + self.len() * ENDS_BYTES
+        INDEX_START + self.len() * 2 * self.width()
     }
 
-    fn end(&self, at: usize) -> usize {
-        match self.block.get(at..at + 4) {
-            Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize,
-            None => 0,
+    /// Offset `n` of the index (field `n / 2`'s name end, or value end).
+    fn end(&self, n: usize) -> usize {
+        let width = self.width();
+        let at = INDEX_START + n * width;
+        match self.block.get(at..at + width) {
+            Some(&[a, b]) => usize::from(u16::from_le_bytes([a, b])),
+            Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]) as usize,
+            _ => 0,
         }
     }
 
     /// Field `i`: where its name and its value are in the block.
     fn spans(&self, i: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
         let text = self.text_start();
-        let start = if i == 0 { 0 } else { self.end(COUNT_BYTES + (i - 1) * ENDS_BYTES + 4) };
-        let name_end = self.end(COUNT_BYTES + i * ENDS_BYTES);
-        let value_end = self.end(COUNT_BYTES + i * ENDS_BYTES + 4);
+        let start = if i == 0 { 0 } else { self.end(2 * i - 1) };
+        let (name_end, value_end) = (self.end(2 * i), self.end(2 * i + 1));
         (text + start..text + name_end, text + name_end..text + value_end)
     }
 
@@ -215,6 +248,20 @@ mod tests {
         assert!(stored.has(&HeaderName::from_static("x-custom")));
         assert!(!stored.has(&header::VARY));
         assert_eq!(stored.first(&HeaderName::from_static("x-custom")), Some(&b""[..]));
+    }
+
+    #[test]
+    fn more_than_64_kib_of_text_takes_wide_offsets() {
+        let long = "v".repeat(70_000);
+        let mut original = map(&[("etag", "\"v1\"")]);
+        original.insert("x-long", HeaderValue::from_str(&long).expect("value"));
+        original.insert(header::DATE, HeaderValue::from_static("d"));
+        let stored = StoredFields::from_map(&original);
+        assert_eq!(stored.width(), 4);
+        assert_eq!(stored.to_map(), original);
+        assert_eq!(stored.text(&HeaderName::from_static("x-long")).map(str::len), Some(70_000));
+        assert_eq!(stored.text(&header::DATE), Some("d"));
+        assert_eq!(StoredFields::from_map(&map(&[("etag", "x")])).width(), 2);
     }
 
     #[test]

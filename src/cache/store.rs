@@ -33,8 +33,9 @@ pub type EvictionHook = Box<dyn Fn(&'static str) + Send + Sync>;
 /// A record's key list is pruned of keys no longer in the store once it grows past this.
 const VARY_RECORD_PRUNE_AT: usize = 256;
 
-/// Bytes charged for a vary record beyond its key.
-const VARY_RECORD_BYTES: u32 = 128;
+/// Bytes charged for a vary record beyond its key (estimated: the record, its key's allocation, its set of
+/// variant keys while small, the map entry).
+const VARY_RECORD_BYTES: u32 = 320;
 
 /// How long a URL's vary record is kept after it was last written.
 const VARY_RECORD_LIFETIME: Duration = Duration::from_secs(24 * 3600);
