@@ -69,6 +69,8 @@ impl Default for StoredFields {
 const INDEX_START: usize = 2;
 /// The count's bit that says the offsets are u32.
 const WIDE: u16 = 1 << 15;
+/// Fields a hit adds to the stored ones.
+const ADDED_ON_A_HIT: usize = 4;
 /// Most fields kept.
 const MAX_FIELDS: usize = (WIDE - 1) as usize;
 
@@ -173,8 +175,9 @@ impl StoredFields {
     }
 
     /// The fields as a `HeaderMap` (for a response, or for code that edits them); the values share the block.
+    /// It has room for the few fields a hit adds (`Age`, `Cache-Status`, `Via`, `Vary`) without growing.
     pub fn to_map(&self) -> HeaderMap {
-        let mut map = HeaderMap::with_capacity(self.len());
+        let mut map = HeaderMap::with_capacity(self.len() + ADDED_ON_A_HIT);
         let shared = self.shared();
         let mut last: Option<HeaderName> = None;
         for i in 0..self.len() {
@@ -183,7 +186,8 @@ impl StoredFields {
             // Values of one name are stored together: parse the name once.
             let name = match last.take() {
                 Some(last) if last.as_str().as_bytes() == name_bytes => last,
-                _ => match HeaderName::from_bytes(name_bytes) {
+                // Stored as HeaderName gives them: lowercase.
+                _ => match HeaderName::from_lowercase(name_bytes) {
                     Ok(name) => name,
                     Err(_) => continue,
                 },
