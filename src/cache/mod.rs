@@ -8,7 +8,7 @@ pub mod object;
 mod slots;
 pub mod store;
 
-pub use encoded::EncodedVariants;
+pub use encoded::{EncodedVariants, VariantCell};
 pub use fields::{Fields, StoredFields};
 pub use hooks::{Screened, StoreHooks};
 pub use key::{PrimaryKey, VariantKey, VarySpec};

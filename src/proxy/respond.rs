@@ -29,7 +29,7 @@ pub fn from_cache(object: &CachedObject, method: &Method, now: SystemTime) -> Re
     *response.headers_mut() = object.headers.to_map();
     set_age(response.headers_mut(), object, now);
     // The encode step keeps what it encodes from this body with the object (and serves what it kept).
-    response.extensions_mut().insert(object.encoded.clone());
+    response.extensions_mut().insert(object.encoded.handle(&object.body));
     response
 }
 

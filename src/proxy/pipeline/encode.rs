@@ -172,7 +172,7 @@ fn keeper(
     Box::new(move |encoded: Bytes, raw_len: u64| {
         let Lookup::Found(key, object) = store.lookup(&primary, &request) else { return };
         let ours = match &hit {
-            Some(variants) => object.encoded.same(variants),
+            Some(variants) => variants.is_of(&object),
             None => fetched.is(&object, raw_len),
         };
         if ours && object.encoded.set(to, encoded) {
