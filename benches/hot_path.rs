@@ -60,7 +60,7 @@ fn freshness() -> Freshness {
 fn object(len: usize) -> CachedObject {
     CachedObject {
         status: StatusCode::OK,
-        headers: response_headers(len),
+        headers: (&response_headers(len)).into(),
         body: Bytes::from(vec![b'x'; len]),
         freshness: freshness(),
         encoded: Default::default(),
@@ -171,7 +171,7 @@ fn respond(c: &mut Criterion) {
     let via = forward::ViaEntries::new("bench-edge");
     g.bench_function("decorate", |b| {
         b.iter_batched_ref(
-            || object.headers.clone(),
+            || object.headers.to_map(),
             |headers| respond::decorate(headers, &status, "bench-edge", via.for_version(Version::HTTP_11)),
             BatchSize::SmallInput,
         )

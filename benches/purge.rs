@@ -126,13 +126,7 @@ fn tagged_object(tags: &str) -> CachedObject {
         must_revalidate: false,
         immutable: false,
     };
-    CachedObject {
-        status: StatusCode::OK,
-        headers,
-        body: "x".repeat(100).into(),
-        freshness,
-        encoded: Default::default(),
-    }
+    CachedObject::new(StatusCode::OK, headers, "x".repeat(100).into(), freshness)
 }
 
 fn service(memory: u64) -> (Arc<Store>, Arc<Purger>) {

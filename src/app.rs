@@ -116,6 +116,8 @@ pub async fn start_on(config: Config, mut bound: Vec<std::net::TcpListener>) -> 
     let hot_memory = config.cache.memory / 16;
     let hot_store = Arc::new(Store::new(hot_memory, config.cache.max_object_size.min(hot_memory), Box::new(|_| {})));
     purge.also_screen(hot_store.clone());
+    store.spawn_sweeper();
+    hot_store.spawn_sweeper();
     let proxy = Arc::new(
         Proxy::new(&config.node.id, store.clone(), upstream.clone(), origin, metrics.clone())
             .with_lock_timeout(config.cache.lock_timeout)

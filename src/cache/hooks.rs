@@ -22,7 +22,7 @@ pub trait StoreHooks: Send + Sync {
     /// An object found by a lookup, before the lookup returns it.
     fn screen(&self, key: &VariantKey, object: &Arc<CachedObject>) -> Screened;
 
-    /// An object was stored under `key` (it may still be refused by admission, then it leaves at once).
+    /// An object was stored under `key` (one larger than a shard of the store holds leaves at once, `size`).
     fn stored(&self, key: &VariantKey, object: &CachedObject);
 
     /// An object left the store. `replaced`: another object took its place under the same key.

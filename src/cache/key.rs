@@ -4,6 +4,8 @@
 use http::header::HeaderName;
 use http::{HeaderMap, Uri};
 
+use super::fields::Fields;
+
 /// The normalised URL a request addresses: `scheme://host[:port]/path?query`, host lowercased, default port
 /// dropped. HTTP/1.1 requests (origin-form + `Host`) and HTTP/2 requests (`:authority`) give the same key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -52,10 +54,10 @@ pub enum VarySpec {
 
 impl VarySpec {
     /// Reads every `Vary` field line of a response.
-    pub fn from_response(headers: &HeaderMap) -> VarySpec {
+    pub fn from_response(headers: &impl Fields) -> VarySpec {
         let mut fields: Vec<HeaderName> = Vec::new();
-        for value in headers.get_all(http::header::VARY) {
-            let Ok(text) = value.to_str() else { return VarySpec::Any };
+        for value in headers.values(&http::header::VARY) {
+            let Some(text) = super::fields::visible_text(value) else { return VarySpec::Any };
             for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
                 if name == "*" {
                     return VarySpec::Any;

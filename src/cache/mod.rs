@@ -1,12 +1,15 @@
 //! The cache: keys (normalised URL + `Vary`), stored objects, and the in-memory store they live in.
 
 pub mod encoded;
+pub mod fields;
 pub mod hooks;
 pub mod key;
 pub mod object;
+mod slots;
 pub mod store;
 
-pub use encoded::EncodedVariants;
+pub use encoded::{EncodedVariants, VariantCell};
+pub use fields::{Fields, StoredFields};
 pub use hooks::{Screened, StoreHooks};
 pub use key::{PrimaryKey, VariantKey, VarySpec};
 pub use object::CachedObject;

@@ -1,19 +1,21 @@
-//! The in-memory store: moka weighted by bytes with TinyLFU admission, plus the index of which request fields
-//! each URL varies on. Lookup turns a request into a hit, a vary-miss or a miss; invalidation removes every variant
-//! of a URL.
+//! The in-memory store: quick_cache (S3-FIFO, weighted by bytes, see `slots.rs`) plus the index of which request
+//! fields each URL varies on. Lookup turns a request into a hit, a vary-miss or a miss; invalidation removes every
+//! variant of a URL. An object past its `keep_for` is absent: a lookup that finds one removes it, and
+//! [`Store::run_pending_tasks`] (every [`SWEEP_INTERVAL`] once [`Store::spawn_sweeper`] runs) frees all of them.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
-use moka::notification::RemovalCause;
-use moka::sync::Cache;
+use quick_cache::sync::{EntryAction, EntryResult};
 
 use super::hooks::{Screened, StoreHooks};
 use super::key::{PrimaryKey, VariantKey, VarySpec};
 use super::object::CachedObject;
+use super::slots::{self, Clock, Held, Map, Slot, VaryRecord};
 
 /// What the store holds for a request.
 pub enum Lookup {
@@ -28,95 +30,129 @@ pub enum Lookup {
 /// Called with the reason (`size`, `expired`, `replaced`, `explicit`) each time an object leaves the store.
 pub type EvictionHook = Box<dyn Fn(&'static str) + Send + Sync>;
 
-/// What one key of the store holds: a stored variant, or (at a URL whose responses vary) the fields they vary on.
-#[derive(Clone)]
-enum Slot {
-    Object(Arc<CachedObject>),
-    Vary(Arc<VaryRecord>),
-}
-
-/// The vary record of a URL: the fields its responses vary on, the generation its variant keys carry, and the keys
-/// of the variants stored under it. A record that is removed (invalidation) or replaced (the fields changed) takes
-/// its generation with it, so variants stored under it can never be found again; the key list lets invalidation
-/// free them at once instead of waiting for them to expire.
-struct VaryRecord {
-    spec: VarySpec,
-    generation: u64,
-    variants: Mutex<HashSet<VariantKey>>,
-}
-
 /// A record's key list is pruned of keys no longer in the store once it grows past this.
 const VARY_RECORD_PRUNE_AT: usize = 256;
 
-/// Bytes charged for a vary record beyond its key.
-const VARY_RECORD_BYTES: u32 = 128;
+/// Bytes charged for a vary record beyond its key (estimated: the record, its key's allocation, its set of
+/// variant keys while small, the map entry).
+const VARY_RECORD_BYTES: u32 = 320;
 
 /// How long a URL's vary record is kept after it was last written.
 const VARY_RECORD_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
-/// The shared cache of one node. A URL whose response has no `Vary` is one lookup; a URL that varies keeps a vary
-/// record under its primary key and its variants under variant keys (two lookups).
-pub struct Store {
-    slots: Cache<VariantKey, Slot>,
-    max_object_size: u64,
-    /// The next vary record's generation.
-    next_generation: AtomicU64,
-    /// Observers attached once, after the store is built (purge).
-    hooks: Arc<OnceLock<Arc<dyn StoreHooks>>>,
+/// How often [`Store::spawn_sweeper`] frees the objects that expired.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why a slot left the map.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    Size,
+    Expired,
+    Replaced,
+    Explicit,
 }
 
-struct KeepFor;
-
-impl KeepFor {
-    fn keep(slot: &Slot) -> Duration {
-        match slot {
-            Slot::Object(object) => object.keep_for(SystemTime::now()),
-            Slot::Vary(_) => VARY_RECORD_LIFETIME,
+impl Cause {
+    fn as_str(self) -> &'static str {
+        match self {
+            Cause::Size => "size",
+            Cause::Expired => "expired",
+            Cause::Replaced => "replaced",
+            Cause::Explicit => "explicit",
         }
     }
 }
 
-impl moka::Expiry<VariantKey, Slot> for KeepFor {
-    fn expire_after_create(&self, _: &VariantKey, slot: &Slot, _: Instant) -> Option<Duration> {
-        Some(KeepFor::keep(slot))
-    }
-
-    fn expire_after_update(&self, _: &VariantKey, slot: &Slot, _: Instant, _: Option<Duration>) -> Option<Duration> {
-        Some(KeepFor::keep(slot))
-    }
+/// The shared cache of one node. A URL whose response has no `Vary` is one lookup; a URL that varies keeps a vary
+/// record under its primary key and its variants under variant keys (two lookups).
+pub struct Store {
+    slots: Map,
+    clock: Clock,
+    max_object_size: u64,
+    /// The next vary record's generation.
+    next_generation: AtomicU64,
+    /// Observers attached once, after the store is built (purge).
+    hooks: OnceLock<Arc<dyn StoreHooks>>,
+    on_evict: EvictionHook,
 }
 
 impl Store {
     /// A store of at most `memory` bytes holding objects of at most `max_object_size` bytes.
     pub fn new(memory: u64, max_object_size: u64, on_evict: EvictionHook) -> Store {
-        let hooks: Arc<OnceLock<Arc<dyn StoreHooks>>> = Arc::new(OnceLock::new());
-        let listener_hooks = hooks.clone();
-        let slots = Cache::builder()
-            .max_capacity(memory)
-            .weigher(|key: &VariantKey, slot: &Slot| match slot {
-                Slot::Object(object) => object.weight(key.as_str().len()),
-                Slot::Vary(_) => VARY_RECORD_BYTES + u32::try_from(key.as_str().len()).unwrap_or(u32::MAX),
-            })
-            .expire_after(KeepFor)
-            .eviction_listener(move |key, slot, cause| {
-                let Slot::Object(object) = slot else { return };
-                if let Some(hooks) = listener_hooks.get() {
-                    hooks.left(&key, &object, cause == RemovalCause::Replaced);
-                }
-                on_evict(match cause {
-                    RemovalCause::Size => "size",
-                    RemovalCause::Expired => "expired",
-                    RemovalCause::Replaced => "replaced",
-                    RemovalCause::Explicit => "explicit",
-                })
-            })
-            .build();
-        Store { slots, max_object_size, next_generation: AtomicU64::new(1), hooks }
+        let max_weight = max_object_size.saturating_add(CachedObject::FIXED_WEIGHT as u64);
+        Store {
+            slots: slots::map(memory, max_weight),
+            clock: Clock::new(),
+            max_object_size,
+            next_generation: AtomicU64::new(1),
+            hooks: OnceLock::new(),
+            on_evict,
+        }
     }
 
     /// Attaches the store's observers (once; a second call is ignored and returns false).
     pub fn set_hooks(&self, hooks: Arc<dyn StoreHooks>) -> bool {
         self.hooks.set(hooks).is_ok()
+    }
+
+    /// Frees the expired objects every [`SWEEP_INTERVAL`] for as long as the store is in use (on the runtime's
+    /// blocking threads). Lookups never return an expired object either way; this gives its memory back.
+    pub fn spawn_sweeper(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(store) = weak.upgrade() else { return };
+                if tokio::task::spawn_blocking(move || store.run_pending_tasks()).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Tells the observers and the eviction hook that `slot` left `key`.
+    fn left(&self, key: &VariantKey, slot: &Slot, cause: Cause) {
+        self.left_for(key, slot, cause, cause == Cause::Replaced);
+    }
+
+    /// [`Store::left`], saying whether another object now holds the key (`left(.., replaced)` of the hooks).
+    fn left_for(&self, key: &VariantKey, slot: &Slot, cause: Cause, by_object: bool) {
+        match slot {
+            Slot::Object(object) => {
+                if let Some(hooks) = self.hooks.get() {
+                    hooks.left(key, object, by_object);
+                }
+                (self.on_evict)(cause.as_str());
+            }
+            // A record that expired, was removed or was pushed out for room: its variants can never be found
+            // again. One that was replaced: whoever replaced it dealt with them.
+            Slot::Vary(record) if cause != Cause::Replaced => self.remove_variants(record),
+            Slot::Vary(_) => {}
+        }
+    }
+
+    /// Removes `slot` from `key` if the key still holds that very slot.
+    fn remove_if_same(&self, key: &VariantKey, slot: &Slot, cause: Cause) -> bool {
+        match self.slots.remove_if(key, |held| held.slot.same(slot)) {
+            Some((key, held)) => {
+                self.left(&key, &held.slot, cause);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The slot at `key`, unless it expired (then it is removed).
+    fn get(&self, key: &VariantKey) -> Option<Slot> {
+        let held = self.slots.get(key)?;
+        if held.expires > self.clock.now() {
+            return Some(held.slot);
+        }
+        self.remove_if_same(key, &held.slot, Cause::Expired);
+        None
     }
 
     /// The found object at `key` as the hooks screen it; `miss` is the lookup's answer if it must not be served.
@@ -126,8 +162,33 @@ impl Store {
             Screened::Keep => Lookup::Found(key, object),
             Screened::Replace(object) => Lookup::Found(key, object),
             Screened::Remove => {
-                self.slots.invalidate(&key);
+                self.remove_if_same(&key, &Slot::Object(object), Cause::Explicit);
                 miss(key)
+            }
+        }
+    }
+
+    /// Writes `slot` at `key`, then tells the observers what left the map meanwhile.
+    fn write(&self, key: VariantKey, slot: Slot) {
+        let now = SystemTime::now();
+        let key_len = key.as_str().len();
+        let (weight, keep) = match &slot {
+            Slot::Object(object) => (object.weight(key_len), object.keep_for(now)),
+            Slot::Vary(_) => {
+                (VARY_RECORD_BYTES.saturating_add(u32::try_from(key_len).unwrap_or(u32::MAX)), VARY_RECORD_LIFETIME)
+            }
+        };
+        let held = Held { slot: slot.clone(), weight, expires: self.clock.after(keep) };
+        let mut out = Vec::new();
+        self.slots.insert_with_lifecycle(key.clone(), held, &mut out);
+        // Refused (larger than a shard may hold) or pushed out at once: the old slot was not replaced by it.
+        let refused = out.iter().any(|(_, held)| held.slot.same(&slot));
+        for (gone, held) in out {
+            if gone == key && !held.slot.same(&slot) && !refused {
+                // What the write took the place of (for a record: the writer dealt with its variants).
+                self.left_for(&gone, &held.slot, Cause::Replaced, matches!(slot, Slot::Object(_)));
+            } else {
+                self.left(&gone, &held.slot, Cause::Size);
             }
         }
     }
@@ -136,7 +197,7 @@ impl Store {
         if let Some(hooks) = self.hooks.get() {
             hooks.stored(&key, &object);
         }
-        self.slots.insert(key, Slot::Object(object));
+        self.write(key, Slot::Object(object));
     }
 
     /// Largest body this store keeps.
@@ -147,7 +208,7 @@ impl Store {
     /// Finds the variant a request selects.
     pub fn lookup(&self, primary: &PrimaryKey, request: &HeaderMap) -> Lookup {
         let primary_key = VariantKey::primary(primary);
-        let record = match self.slots.get(&primary_key) {
+        let record = match self.get(&primary_key) {
             None => return Lookup::UriMiss(primary_key),
             Some(Slot::Object(object)) => return self.screened(primary_key, object, Lookup::UriMiss),
             Some(Slot::Vary(record)) => record,
@@ -155,7 +216,7 @@ impl Store {
         // `Vary: *` is never stored (policy refuses it), so a vary record always names fields.
         let Some(key) = VariantKey::new(primary, &record.spec, request) else { return Lookup::UriMiss(primary_key) };
         let key = key.in_generation(record.generation);
-        match self.slots.get(&key) {
+        match self.get(&key) {
             Some(Slot::Object(object)) => self.screened(key, object, Lookup::VaryMiss),
             _ => Lookup::VaryMiss(key),
         }
@@ -170,7 +231,7 @@ impl Store {
         let spec = VarySpec::from_response(&object.headers);
         let Some(key) = VariantKey::new(primary, &spec, request) else { return false };
         let primary_key = VariantKey::primary(primary);
-        let current = self.slots.get(&primary_key);
+        let current = self.get(&primary_key);
         if spec == VarySpec::None {
             // The URL stops varying: the object takes the record's place, and the record's variants go.
             if let Some(Slot::Vary(record)) = current {
@@ -187,7 +248,7 @@ impl Store {
                 }
                 let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
                 let record = Arc::new(VaryRecord { spec, generation, variants: Mutex::new(HashSet::new()) });
-                self.slots.insert(primary_key, Slot::Vary(record.clone()));
+                self.write(primary_key, Slot::Vary(record.clone()));
                 record
             }
         };
@@ -207,11 +268,10 @@ impl Store {
     /// record is stored under its old generation and is never found.
     pub fn invalidate_uri(&self, primary: &PrimaryKey) -> bool {
         match self.slots.remove(&VariantKey::primary(primary)) {
-            Some(Slot::Vary(record)) => {
-                self.remove_variants(&record);
+            Some((key, held)) => {
+                self.left(&key, &held.slot, Cause::Explicit);
                 true
             }
-            Some(Slot::Object(_)) => true,
             None => false,
         }
     }
@@ -222,7 +282,7 @@ impl Store {
             Err(_) => return,
         };
         for key in keys {
-            self.slots.invalidate(&key);
+            self.remove(&key);
         }
     }
 
@@ -231,14 +291,15 @@ impl Store {
         self.put(key, Arc::new(object));
     }
 
-    /// Removes every stored object for which `matches` holds (a scan of the whole store); returns how many.
+    /// Removes every stored object for which `matches` holds (a scan of the whole store); returns how many. An
+    /// object stored in its place meanwhile stays.
     pub fn remove_matching(&self, matches: impl Fn(&VariantKey, &CachedObject) -> bool) -> usize {
         let mut removed = 0;
-        for (key, slot) in self.slots.iter() {
-            if let Slot::Object(object) = slot
-                && matches(&key, &object)
+        for (key, held) in self.slots.iter() {
+            if let Slot::Object(object) = &held.slot
+                && matches(&key, object)
+                && self.remove_if_same(&key, &held.slot, Cause::Explicit)
             {
-                self.slots.invalidate(key.as_ref());
                 removed += 1;
             }
         }
@@ -247,41 +308,63 @@ impl Store {
 
     /// Removes everything.
     pub fn clear(&self) {
-        self.slots.invalidate_all();
+        for (key, held) in self.slots.drain() {
+            self.left(&key, &held.slot, Cause::Explicit);
+        }
     }
 
-    /// Stores `object` again under `key` if the key still holds this very object, so that the store weighs it
-    /// anew (an encoded variant was added to it). Anything that replaced or removed it in between (a purge, a new
-    /// fetch) wins: this never brings an object back.
+    /// Charges `object` anew under `key` if the key still holds this very object (an encoded variant was added to
+    /// it). Anything that replaced or removed it in between (a purge, a new fetch) wins: this never brings an
+    /// object back.
     pub fn reweigh(&self, key: &VariantKey, object: &Arc<CachedObject>) {
-        use moka::ops::compute::Op;
-        self.slots.entry_by_ref(key).and_compute_with(|entry| match entry {
-            Some(entry) if matches!(entry.value(), Slot::Object(current) if Arc::ptr_eq(current, object)) => {
-                Op::Put(entry.into_value())
+        if !self.slots.peek(key).is_some_and(|held| held.slot.holds(object)) {
+            return;
+        }
+        let weight = object.weight(key.as_str().len());
+        let result = self.slots.entry(key, Some(Duration::ZERO), |_, held| {
+            if held.slot.holds(object) {
+                held.weight = weight;
             }
-            _ => Op::Nop,
+            EntryAction::Retain(())
         });
+        // Removed since the peek: the guard it returns is dropped unused, so nothing is stored.
+        if let EntryResult::Vacant(guard) = result {
+            drop(guard);
+        }
     }
 
     /// Removes one variant.
     pub fn remove(&self, key: &VariantKey) {
-        self.slots.invalidate(key);
+        if let Some((key, held)) = self.slots.remove(key) {
+            self.left(&key, &held.slot, Cause::Explicit);
+        }
     }
 
-    /// Entries held: objects, plus one vary record per URL whose responses vary (approximate until pending work
-    /// is run).
+    /// Entries held: objects, plus one vary record per URL whose responses vary (expired ones count until
+    /// [`Store::run_pending_tasks`] frees them).
     pub fn object_count(&self) -> u64 {
-        self.slots.entry_count()
+        self.slots.len() as u64
     }
 
-    /// Bytes held, as weighed (approximate until pending work is run).
+    /// Bytes held, as weighed (expired objects count until [`Store::run_pending_tasks`] frees them).
     pub fn weighted_bytes(&self) -> u64 {
-        self.slots.weighted_size()
+        self.slots.weight()
     }
 
-    /// Runs the store's pending maintenance (admission, eviction), so counts are exact.
+    /// Frees every expired object (a scan of the whole store, one shard at a time), so counts are exact.
     pub fn run_pending_tasks(&self) {
-        self.slots.run_pending_tasks();
+        let now = self.clock.now();
+        let expired = RefCell::new(Vec::new());
+        self.slots.retain(|key, held| {
+            if held.expires > now {
+                return true;
+            }
+            expired.borrow_mut().push((key.clone(), held.slot.clone()));
+            false
+        });
+        for (key, slot) in expired.into_inner() {
+            self.left(&key, &slot, Cause::Expired);
+        }
     }
 }
 
@@ -296,6 +379,11 @@ mod tests {
     }
 
     fn object(body: &'static str, vary: Option<&'static str>) -> CachedObject {
+        lasting(body, vary, Duration::from_secs(60))
+    }
+
+    /// An object without validators, kept `fresh_for` and no longer.
+    fn lasting(body: &'static str, vary: Option<&'static str>, fresh_for: Duration) -> CachedObject {
         let mut headers = HeaderMap::new();
         if let Some(vary) = vary {
             headers.insert(http::header::VARY, HeaderValue::from_static(vary));
@@ -303,13 +391,59 @@ mod tests {
         let freshness = Freshness {
             received: SystemTime::now(),
             initial_age: Duration::ZERO,
-            fresh_for: Duration::from_secs(60),
+            fresh_for,
             stale_while_revalidate: Duration::ZERO,
             stale_if_error: Duration::ZERO,
             must_revalidate: false,
             immutable: false,
         };
-        CachedObject { status: StatusCode::OK, headers, body: body.into(), freshness, encoded: Default::default() }
+        CachedObject::new(StatusCode::OK, headers, body.into(), freshness)
+    }
+
+    /// What the hooks and the eviction hook were told, in order: `stored key body`, `left key body replaced`,
+    /// and the eviction reasons.
+    #[derive(Default)]
+    struct Told(Mutex<Vec<String>>);
+
+    impl Told {
+        fn push(&self, line: String) {
+            self.0.lock().expect("told").push(line);
+        }
+
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.0.lock().expect("told"))
+        }
+    }
+
+    struct Recorder(Arc<Told>);
+
+    impl StoreHooks for Recorder {
+        fn screen(&self, _: &VariantKey, _: &Arc<CachedObject>) -> Screened {
+            Screened::Keep
+        }
+
+        fn stored(&self, key: &VariantKey, object: &CachedObject) {
+            self.0.push(format!("stored {} {}", key.as_str(), String::from_utf8_lossy(&object.body)));
+        }
+
+        fn left(&self, key: &VariantKey, object: &CachedObject, replaced: bool) {
+            let body = String::from_utf8_lossy(&object.body);
+            self.0.push(format!("left {} {body} {}", key.as_str(), if replaced { "replaced" } else { "gone" }));
+        }
+    }
+
+    /// A store of `memory` bytes whose hooks and evictions are told to the returned record.
+    fn watched(memory: u64, max_object_size: u64) -> (Store, Arc<Told>) {
+        let told = Arc::new(Told::default());
+        let reasons = told.clone();
+        let store =
+            Store::new(memory, max_object_size, Box::new(move |reason| reasons.push(format!("evicted {reason}"))));
+        assert!(store.set_hooks(Arc::new(Recorder(told.clone()))));
+        (store, told)
+    }
+
+    fn url(path: &'static str) -> PrimaryKey {
+        PrimaryKey::new("http", "h", &Uri::from_static(path))
     }
 
     fn lang(value: &'static str) -> HeaderMap {
@@ -370,7 +504,7 @@ mod tests {
         assert!(found.encoded.set(crate::compress::Coding::Br, vec![0u8; 1000].into()));
         store.reweigh(&key, &found);
         store.run_pending_tasks();
-        assert_eq!(store.weighted_bytes(), before + 1000);
+        assert_eq!(store.weighted_bytes(), before + 1000 + found.encoded.slots_bytes() as u64);
         assert!(store.invalidate_uri(&url));
         store.reweigh(&key, &found);
         assert!(matches!(store.lookup(&url, &HeaderMap::new()), Lookup::UriMiss(_)), "a purge wins");
@@ -388,5 +522,101 @@ mod tests {
         assert_eq!(body_of(store.lookup(&url, &lang("de"))).as_deref(), Some("plain"));
         store.run_pending_tasks();
         assert_eq!(store.object_count(), 1);
+    }
+
+    #[test]
+    fn an_expired_object_is_absent_and_the_lookup_that_finds_it_frees_it() {
+        let (store, told) = watched(1 << 20, 1 << 16);
+        store.insert(&url("/x"), &HeaderMap::new(), lasting("x", None, Duration::from_millis(40)));
+        assert_eq!(body_of(store.lookup(&url("/x"), &HeaderMap::new())).as_deref(), Some("x"));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(matches!(store.lookup(&url("/x"), &HeaderMap::new()), Lookup::UriMiss(_)));
+        assert_eq!((store.object_count(), store.weighted_bytes()), (0, 0), "its memory is freed");
+        assert_eq!(told.take(), ["stored http://h/x x", "left http://h/x x gone", "evicted expired"]);
+    }
+
+    #[test]
+    fn the_sweep_frees_expired_objects_and_variants_nobody_looks_up() {
+        let (store, told) = watched(1 << 20, 1 << 16);
+        store.insert(&url("/short"), &HeaderMap::new(), lasting("short", None, Duration::from_millis(40)));
+        store.insert(&url("/long"), &HeaderMap::new(), object("long", None));
+        store.insert(&url("/v"), &lang("fr"), lasting("fr", Some("accept-language"), Duration::from_millis(40)));
+        store.run_pending_tasks();
+        assert_eq!(store.object_count(), 4, "nothing expired yet: two objects, a record and its variant");
+        std::thread::sleep(Duration::from_millis(60));
+        told.take();
+        store.run_pending_tasks();
+        assert_eq!(store.object_count(), 2, "the long-lived object and the vary record stay");
+        let mut told = told.take();
+        told.sort();
+        let variant = "left http://h/v\naccept-language:fr\n#1 fr gone";
+        assert_eq!(told, ["evicted expired", "evicted expired", "left http://h/short short gone", variant]);
+        assert_eq!(body_of(store.lookup(&url("/long"), &HeaderMap::new())).as_deref(), Some("long"));
+    }
+
+    #[test]
+    fn objects_are_evicted_by_weight_and_the_hooks_are_told() {
+        let memory = 64 << 10;
+        let (store, told) = watched(memory, 4 << 10);
+        let body: &'static str = Box::leak("b".repeat(2000).into_boxed_str());
+        for i in 0..100 {
+            let key = PrimaryKey::new("http", "h", &format!("/o{i}").parse().expect("uri"));
+            assert!(store.insert(&key, &HeaderMap::new(), object(body, None)));
+        }
+        assert!(store.weighted_bytes() <= memory, "{} > {memory}", store.weighted_bytes());
+        let held = store.object_count();
+        assert!(held > 0 && held < 100, "{held} objects held");
+        let told = told.take();
+        let evicted = told.iter().filter(|line| *line == "evicted size").count() as u64;
+        let left = told.iter().filter(|line| line.starts_with("left ") && line.ends_with(" gone")).count() as u64;
+        assert_eq!((evicted, left), (100 - held, 100 - held), "every object that left was told once");
+    }
+
+    #[test]
+    fn the_hooks_learn_whether_an_object_that_left_was_replaced() {
+        let (store, told) = watched(1 << 20, 1 << 16);
+        store.insert(&url("/r"), &HeaderMap::new(), object("one", None));
+        store.insert(&url("/r"), &HeaderMap::new(), object("two", None));
+        let Lookup::Found(key, _) = store.lookup(&url("/r"), &HeaderMap::new()) else { panic!("stored") };
+        store.replace(key.clone(), object("three", None));
+        store.remove(&key);
+        store.insert(&url("/r"), &HeaderMap::new(), object("four", None));
+        assert!(store.invalidate_uri(&url("/r")));
+        store.insert(&url("/r"), &HeaderMap::new(), object("five", None));
+        store.clear();
+        assert_eq!(
+            told.take(),
+            [
+                "stored http://h/r one",
+                "stored http://h/r two",
+                "left http://h/r one replaced",
+                "evicted replaced",
+                "stored http://h/r three",
+                "left http://h/r two replaced",
+                "evicted replaced",
+                "left http://h/r three gone",
+                "evicted explicit",
+                "stored http://h/r four",
+                "left http://h/r four gone",
+                "evicted explicit",
+                "stored http://h/r five",
+                "left http://h/r five gone",
+                "evicted explicit",
+            ]
+        );
+        assert_eq!(store.object_count(), 0);
+    }
+
+    #[test]
+    fn reweigh_leaves_an_object_that_took_the_place_alone() {
+        let store = store();
+        store.insert(&url("/w"), &HeaderMap::new(), object("old", None));
+        let Lookup::Found(key, old) = store.lookup(&url("/w"), &HeaderMap::new()) else { panic!("stored") };
+        store.insert(&url("/w"), &HeaderMap::new(), object("new", None));
+        let before = store.weighted_bytes();
+        assert!(old.encoded.set(crate::compress::Coding::Gzip, vec![0u8; 1000].into()));
+        store.reweigh(&key, &old);
+        assert_eq!(store.weighted_bytes(), before);
+        assert_eq!(body_of(store.lookup(&url("/w"), &HeaderMap::new())).as_deref(), Some("new"));
     }
 }

@@ -7,16 +7,17 @@ use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 
 use super::directives::parse_delta_seconds;
+use crate::cache::Fields;
 
 /// An HTTP-date field (IMF-fixdate, obsolete RFC 850 or asctime). `None` when absent, invalid, or given on more
 /// than one line with different values.
-pub fn date_field(headers: &HeaderMap, name: &HeaderName) -> Option<SystemTime> {
-    let mut values = headers.get_all(name).iter();
+pub fn date_field(headers: &impl Fields, name: &HeaderName) -> Option<SystemTime> {
+    let mut values = headers.values(name);
     let first = values.next()?;
     if values.any(|other| other != first) {
         return None;
     }
-    parse_http_date(first.to_str().ok()?)
+    parse_http_date(crate::cache::fields::visible_text(first)?)
 }
 
 /// One HTTP-date.

@@ -8,6 +8,8 @@ use std::time::SystemTime;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
+use crate::cache::Fields;
+
 /// What a client's preconditions say about a stored response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precondition {
@@ -20,14 +22,14 @@ pub enum Precondition {
 }
 
 /// Evaluates a client's preconditions against a stored response (RFC 9110 §13.2.2).
-pub fn evaluate_preconditions(method: &Method, request: &HeaderMap, stored: &HeaderMap) -> Precondition {
+pub fn evaluate_preconditions(method: &Method, request: &HeaderMap, stored: &impl Fields) -> Precondition {
     const CONDITIONALS: [HeaderName; 4] =
         [header::IF_MATCH, header::IF_UNMODIFIED_SINCE, header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE];
     if !request.keys().any(|name| CONDITIONALS.contains(name)) {
         // Most requests are unconditional: one pass over their field names settles it.
         return Precondition::Proceed;
     }
-    let etag = stored.get(header::ETAG).and_then(|v| v.to_str().ok());
+    let etag = stored.text(&header::ETAG);
     if request.contains_key(header::IF_MATCH) {
         // Strong comparison; `*` matches any current representation.
         if !list_matches(request, &header::IF_MATCH, |tag| etag.is_some_and(|etag| strong_eq(tag, etag))) {
@@ -65,7 +67,7 @@ pub fn evaluate_for_stored(
     method: &Method,
     request: &HeaderMap,
     status: StatusCode,
-    stored: &HeaderMap,
+    stored: &impl Fields,
 ) -> Precondition {
     if !status.is_success() {
         return Precondition::Proceed;
@@ -75,7 +77,7 @@ pub fn evaluate_for_stored(
 
 /// Whether a client's conditional GET/HEAD is satisfied by a response with `stored` headers, so it can be
 /// answered 304 (RFC 9110 §13.2.2: `If-None-Match` takes precedence; weak comparison).
-pub fn client_not_modified(method: &Method, request: &HeaderMap, stored: &HeaderMap) -> bool {
+pub fn client_not_modified(method: &Method, request: &HeaderMap, stored: &impl Fields) -> bool {
     evaluate_preconditions(method, request, stored) == Precondition::NotModified
 }
 
@@ -131,29 +133,29 @@ fn single_date(headers: &HeaderMap, name: &HeaderName) -> Option<SystemTime> {
 }
 
 /// The modification date a cache compares with: `Last-Modified`, else the stored `Date` (RFC 9111 §4.3.2).
-fn last_modified_or_date(stored: &HeaderMap) -> Option<SystemTime> {
+fn last_modified_or_date(stored: &impl Fields) -> Option<SystemTime> {
     date(stored, &header::LAST_MODIFIED).or_else(|| date(stored, &header::DATE))
 }
 
-fn date(headers: &HeaderMap, name: &HeaderName) -> Option<SystemTime> {
+fn date(headers: &impl Fields, name: &HeaderName) -> Option<SystemTime> {
     super::age::date_field(headers, name)
 }
 
 /// Adds the validators of a stored response to an upstream request so the upstream can answer 304.
 /// Returns false when the stored response has no validator (the request then stays unconditional).
-pub fn add_revalidation_headers(stored: &HeaderMap, upstream_request: &mut HeaderMap) -> bool {
+pub fn add_revalidation_headers(stored: &impl Fields, upstream_request: &mut HeaderMap) -> bool {
     upstream_request.remove(header::IF_NONE_MATCH);
     upstream_request.remove(header::IF_MODIFIED_SINCE);
     upstream_request.remove(header::IF_MATCH);
     upstream_request.remove(header::IF_UNMODIFIED_SINCE);
     upstream_request.remove(header::IF_RANGE);
     let mut any = false;
-    if let Some(etag) = stored.get(header::ETAG) {
-        upstream_request.insert(header::IF_NONE_MATCH, etag.clone());
+    if let Some(etag) = stored.first(&header::ETAG).and_then(|v| HeaderValue::from_bytes(v).ok()) {
+        upstream_request.insert(header::IF_NONE_MATCH, etag);
         any = true;
     }
-    if let Some(modified) = stored.get(header::LAST_MODIFIED) {
-        upstream_request.insert(header::IF_MODIFIED_SINCE, modified.clone());
+    if let Some(modified) = stored.first(&header::LAST_MODIFIED).and_then(|v| HeaderValue::from_bytes(v).ok()) {
+        upstream_request.insert(header::IF_MODIFIED_SINCE, modified);
         any = true;
     }
     any
@@ -162,9 +164,9 @@ pub fn add_revalidation_headers(stored: &HeaderMap, upstream_request: &mut Heade
 /// Whether a 304 applies to the stored response it revalidated (RFC 9111 §4.3.4): its entity tag, when it has
 /// one, must match the stored one (strongly when the 304's is strong); without one, its `Last-Modified`, when it
 /// has one, must equal the stored one. A 304 without validators selects the response it was asked about.
-pub fn not_modified_selects(stored: &HeaderMap, not_modified: &HeaderMap) -> bool {
+pub fn not_modified_selects(stored: &impl Fields, not_modified: &HeaderMap) -> bool {
     if let Some(tag) = not_modified.get(header::ETAG).and_then(|v| v.to_str().ok()) {
-        let Some(stored_tag) = stored.get(header::ETAG).and_then(|v| v.to_str().ok()) else { return false };
+        let Some(stored_tag) = stored.text(&header::ETAG) else { return false };
         return if tag.starts_with("W/") { weak_eq(tag, stored_tag) } else { strong_eq(tag, stored_tag) };
     }
     if let Some(modified) = date(not_modified, &header::LAST_MODIFIED) {

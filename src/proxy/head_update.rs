@@ -4,11 +4,13 @@
 use http::HeaderMap;
 use http::header::{self, HeaderName};
 
+use crate::cache::Fields;
+
 /// Whether a HEAD response with `head` headers describes the representation stored with `stored` headers: it
 /// carries at least one validator, every validator it carries equals the stored one, and its `Content-Length`
 /// (if any) equals the stored one. Only then may its header fields update the stored response.
-pub fn describes_stored(stored: &HeaderMap, head: &HeaderMap) -> bool {
-    let same = |name: &HeaderName| head.get(name).is_none_or(|value| stored.get(name) == Some(value));
+pub fn describes_stored(stored: &impl Fields, head: &HeaderMap) -> bool {
+    let same = |name: &HeaderName| head.get(name).is_none_or(|value| stored.first(name) == Some(value.as_bytes()));
     let has_validator = head.contains_key(header::ETAG) || head.contains_key(header::LAST_MODIFIED);
     has_validator && same(&header::ETAG) && same(&header::LAST_MODIFIED) && same(&header::CONTENT_LENGTH)
 }

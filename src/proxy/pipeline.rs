@@ -597,7 +597,7 @@ impl Proxy {
         object: &CachedObject,
         not_modified: &HeaderMap,
     ) -> CachedObject {
-        let mut headers = object.headers.clone();
+        let mut headers = object.headers.to_map();
         let received = SystemTime::now();
         let mut not_modified = not_modified.clone();
         crate::policy::age::ensure_date(&mut not_modified, received);
@@ -616,7 +616,7 @@ impl Proxy {
         // The body is the same, so are its encoded variants.
         let refreshed = CachedObject {
             status: object.status,
-            headers,
+            headers: (&headers).into(),
             body: object.body.clone(),
             freshness,
             encoded: object.encoded.clone(),
@@ -669,7 +669,7 @@ impl Proxy {
         let on_complete: super::body::OnComplete = Box::new(move |bytes| {
             let object = CachedObject {
                 status: object_status,
-                headers: object_headers,
+                headers: (&object_headers).into(),
                 body: bytes,
                 freshness,
                 encoded: Default::default(),

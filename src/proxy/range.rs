@@ -9,6 +9,7 @@ use http::{HeaderMap, Method, Response, StatusCode};
 
 use super::body::ProxyBody;
 use super::respond;
+use crate::cache::Fields;
 use crate::policy::conditional::weak_eq;
 
 /// More ranges than this in one request are not worth answering piecewise: the whole response is sent instead
@@ -41,7 +42,7 @@ pub enum RangeAnswer {
 }
 
 /// How a request's `Range` applies to a stored response of `status` with `stored` headers and `len` body bytes.
-pub fn select(method: &Method, request: &HeaderMap, status: StatusCode, stored: &HeaderMap, len: u64) -> RangeAnswer {
+pub fn select(method: &Method, request: &HeaderMap, status: StatusCode, stored: &impl Fields, len: u64) -> RangeAnswer {
     // Range is defined for GET only; ranges of anything but the whole 200 representation are not ours to cut.
     if method != Method::GET || status != StatusCode::OK || len == 0 {
         return RangeAnswer::Whole;
@@ -119,18 +120,16 @@ fn digits(text: &str) -> Option<u64> {
 /// Whether the request's `If-Range` (if any) lets the ranges be served (RFC 9110 §13.1.5): an entity tag must
 /// match the stored strong `ETag` exactly; a date must equal the stored `Last-Modified`, which must be strong
 /// (the stored `Date` at least one second later, §8.8.2.2).
-fn if_range_holds(request: &HeaderMap, stored: &HeaderMap) -> bool {
+fn if_range_holds(request: &HeaderMap, stored: &impl Fields) -> bool {
     let Some(condition) = request.get(header::IF_RANGE) else { return true };
     let Ok(condition) = condition.to_str().map(str::trim) else { return false };
     if condition.starts_with('"') || condition.starts_with("W/") {
-        let Some(etag) = stored.get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::trim) else { return false };
+        let Some(etag) = stored.text(&header::ETAG).map(str::trim) else { return false };
         return !condition.starts_with("W/") && !etag.starts_with("W/") && weak_eq(condition, etag);
     }
-    let date = |headers: &HeaderMap, name| {
-        headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).and_then(|v| httpdate::parse_http_date(v).ok())
-    };
+    let date = |name| stored.text(name).and_then(|v| httpdate::parse_http_date(v).ok());
     let Ok(asked) = httpdate::parse_http_date(condition) else { return false };
-    let (Some(modified), Some(dated)) = (date(stored, header::LAST_MODIFIED), date(stored, header::DATE)) else {
+    let (Some(modified), Some(dated)) = (date(&header::LAST_MODIFIED), date(&header::DATE)) else {
         return false;
     };
     asked == modified && dated.duration_since(modified).is_ok_and(|gap| gap.as_secs() >= 1)

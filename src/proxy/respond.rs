@@ -25,10 +25,10 @@ pub fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
 pub fn from_cache(object: &CachedObject, method: &Method, now: SystemTime) -> Response<ProxyBody> {
     // The encode step keeps what it encodes from this body with the object (and serves what it kept).
     let body = (method != Method::HEAD).then(|| object.body.clone());
-    let mut response = Response::new(ProxyBody::stored(body, object.encoded.clone()));
+    let mut response = Response::new(ProxyBody::stored(body, object.encoded.handle(&object.body)));
     *response.status_mut() = object.status;
     let headers = response.headers_mut();
-    *headers = object.headers.clone();
+    *headers = object.headers.to_map();
     set_age(headers, object, now);
     response
 }

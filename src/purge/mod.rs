@@ -236,7 +236,7 @@ impl Purger {
                     if keys.len() < 10_000 {
                         remove(&keys);
                     } else {
-                        // Many objects: two threads (moka's map is concurrent).
+                        // Many objects: two threads (the store's map is sharded, each shard locked on its own).
                         std::thread::scope(|scope| {
                             scope.spawn(|| remove(first));
                             remove(second);

@@ -111,7 +111,7 @@ impl StoreHooks for Screen {
 mod tests {
     use super::*;
     use crate::policy::Freshness;
-    use http::{HeaderMap, StatusCode};
+    use http::StatusCode;
 
     fn object(received_ago: u64, initial_age: u64, fresh_for: u64) -> CachedObject {
         let freshness = Freshness {
@@ -125,7 +125,7 @@ mod tests {
         };
         CachedObject {
             status: StatusCode::OK,
-            headers: HeaderMap::new(),
+            headers: Default::default(),
             body: "b".into(),
             freshness,
             encoded: Default::default(),

@@ -7,8 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use http::HeaderMap;
 use http::header::HeaderName;
+
+use crate::cache::Fields;
 
 use crate::cache::VariantKey;
 
@@ -22,7 +23,7 @@ pub const MAX_TAGS_PER_OBJECT: usize = 256;
 pub const MAX_TAG_BYTES: usize = 1024;
 
 /// The tags of a response, in order, without duplicates.
-pub fn of(headers: &HeaderMap) -> Vec<String> {
+pub fn of(headers: &impl Fields) -> Vec<String> {
     let mut tags: Vec<String> = Vec::new();
     for tag in iter(headers) {
         if !tags.iter().any(|t| t == tag) {
@@ -34,19 +35,18 @@ pub fn of(headers: &HeaderMap) -> Vec<String> {
 
 /// The tags of a response as they are written (duplicates included), without copying them: what each lookup
 /// checks against the tag purges.
-pub fn iter(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+pub fn iter(headers: &impl Fields) -> impl Iterator<Item = &str> {
     TAG_FIELDS
         .iter()
-        .flat_map(|name| headers.get_all(name))
-        .filter_map(|value| value.to_str().ok())
+        .flat_map(|name| headers.texts(name))
         .flat_map(|text| text.split(|c: char| c == ',' || c.is_ascii_whitespace()))
         .filter(|tag| !tag.is_empty() && tag.len() <= MAX_TAG_BYTES)
         .take(MAX_TAGS_PER_OBJECT)
 }
 
 /// Whether a response carries any tag field (cheap: no parsing).
-pub fn has_tags(headers: &HeaderMap) -> bool {
-    TAG_FIELDS.iter().any(|name| headers.contains_key(name))
+pub fn has_tags(headers: &impl Fields) -> bool {
+    TAG_FIELDS.iter().any(|name| headers.has(name))
 }
 
 /// Tag → keys of the stored objects that carry it.
@@ -127,7 +127,7 @@ impl TagIndex {
 mod tests {
     use super::*;
     use crate::cache::PrimaryKey;
-    use http::{HeaderValue, Uri};
+    use http::{HeaderMap, HeaderValue, Uri};
 
     fn key(path: &'static str) -> VariantKey {
         VariantKey::primary(&PrimaryKey::new("http", "h", &Uri::from_static(path)))

@@ -441,7 +441,7 @@ impl Proxy {
         if expected_len.is_none_or(|n| n == shared_body.len()) {
             let object = CachedObject {
                 status: head.status,
-                headers: head.headers,
+                headers: (&head.headers).into(),
                 body: shared_body.concat(),
                 freshness,
                 encoded: Default::default(),

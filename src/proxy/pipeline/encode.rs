@@ -53,7 +53,7 @@ impl Fetched {
 
     /// Whether `object` holds the body this answer streamed (`raw_len` bytes).
     fn is(&self, object: &CachedObject, raw_len: u64) -> bool {
-        object.body.len() as u64 == raw_len && Fetched::of(&object.headers).fields == self.fields
+        object.body.len() as u64 == raw_len && Fetched::of(&object.headers.to_map()).fields == self.fields
     }
 }
 
@@ -172,7 +172,7 @@ fn keeper(
     Box::new(move |encoded: Bytes, raw_len: u64| {
         let Lookup::Found(key, object) = store.lookup(&primary, &request) else { return };
         let ours = match &hit {
-            Some(variants) => object.encoded.same(variants),
+            Some(variants) => variants.is_of(&object),
             None => fetched.is(&object, raw_len),
         };
         if ours && object.encoded.set(to, encoded) {

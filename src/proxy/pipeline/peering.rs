@@ -297,7 +297,7 @@ impl Proxy {
         let on_complete: OnComplete = Box::new(move |bytes| {
             let object = CachedObject {
                 status: object_status,
-                headers: object_headers,
+                headers: (&object_headers).into(),
                 body: bytes,
                 freshness,
                 encoded: Default::default(),
