@@ -187,9 +187,9 @@ impl StoredFields {
             let name = match last.take() {
                 Some(last) if last.as_str().as_bytes() == name_bytes => last,
                 // Stored as HeaderName gives them: lowercase.
-                _ => match HeaderName::from_lowercase(name_bytes) {
-                    Ok(name) => name,
-                    Err(_) => continue,
+                _ => match super::header_names::from_stored(name_bytes) {
+                    Some(name) => name,
+                    None => continue,
                 },
             };
             // The bytes were a valid value when stored.

@@ -2,6 +2,7 @@
 
 pub mod encoded;
 pub mod fields;
+mod header_names;
 pub mod hooks;
 pub mod key;
 pub mod object;
