@@ -64,6 +64,7 @@ fn object(len: usize) -> CachedObject {
         body: Bytes::from(vec![b'x'; len]),
         freshness: freshness(),
         encoded: Default::default(),
+        rendered: Default::default(),
     }
 }
 

@@ -6,6 +6,7 @@ mod header_names;
 pub mod hooks;
 pub mod key;
 pub mod object;
+mod rendered_head;
 mod slots;
 pub mod store;
 
@@ -14,4 +15,5 @@ pub use fields::{Fields, StoredFields};
 pub use hooks::{Screened, StoreHooks};
 pub use key::{PrimaryKey, VariantKey, VarySpec};
 pub use object::CachedObject;
+pub use rendered_head::RenderedHead;
 pub use store::{EvictionHook, Lookup, Store};

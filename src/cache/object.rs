@@ -8,6 +8,7 @@ use http::{HeaderMap, StatusCode};
 
 use super::encoded::VariantCell;
 use super::fields::{Fields, StoredFields};
+use super::rendered_head::RenderedHead;
 use crate::policy::Freshness;
 
 /// One stored variant of one URL.
@@ -20,6 +21,8 @@ pub struct CachedObject {
     pub freshness: Freshness,
     /// The body in other content codings, made by the encode step (empty until then).
     pub encoded: VariantCell,
+    /// The response head made by the first hit, kept for the next ones.
+    pub rendered: RenderedHead,
 }
 
 /// Bytes charged per header field beyond its name and value: its two offsets in the index of the fields' block.
@@ -40,6 +43,7 @@ impl CachedObject {
             body,
             freshness,
             encoded: VariantCell::default(),
+            rendered: RenderedHead::default(),
         }
     }
 
@@ -48,7 +52,7 @@ impl CachedObject {
     pub fn weight(&self, key_len: usize) -> u32 {
         let headers = self.headers.text_len() + self.headers.len() * HEADER_FIELD_BYTES;
         let encoded = self.encoded.bytes() + self.encoded.slots_bytes();
-        let total = self.body.len() + encoded + headers + key_len + Self::FIXED_WEIGHT as usize;
+        let total = self.body.len() + encoded + headers + self.rendered.bytes() + key_len + Self::FIXED_WEIGHT as usize;
         u32::try_from(total).unwrap_or(u32::MAX)
     }
 

@@ -267,12 +267,13 @@ impl Proxy {
             Lookup::Found(key, object) => match directives.usability(&object.freshness, now) {
                 Usability::Fresh => {
                     let status = CacheStatus::hit(object.freshness.ttl_secs(now));
-                    Step::Answered((self.answer_from_cache(&request, &object, now), status))
+                    Step::Answered((self.answer_hit(&request, &key, &object, now), status))
                 }
                 Usability::StaleWhileRevalidate => {
+                    let answer = self.answer_hit(&request, &key, &object, now);
                     self.refresh_in_background(&request, conn, primary, key, object.clone());
                     let status = CacheStatus { stale: true, ..CacheStatus::hit(object.freshness.ttl_secs(now)) };
-                    Step::Answered((self.answer_from_cache(&request, &object, now), status))
+                    Step::Answered((answer, status))
                 }
                 Usability::Revalidate if directives.only_if_cached => {
                     let status = CacheStatus { detail: Some("only-if-cached"), ..CacheStatus::default() };
@@ -327,6 +328,23 @@ impl Proxy {
                 self.miss_coalesced(request, conn, primary, key, reason).await
             }
         }
+    }
+
+    /// A hit on the object stored at `key`: the answer, and the object's weight charged anew when this hit made
+    /// its ready-made response head.
+    fn answer_hit<B>(
+        &self,
+        request: &Request<B>,
+        key: &VariantKey,
+        object: &Arc<CachedObject>,
+        now: SystemTime,
+    ) -> Response<ProxyBody> {
+        let rendered_before = object.rendered.is_made();
+        let answer = self.answer_from_cache(request, object, now);
+        if !rendered_before && object.rendered.is_made() {
+            self.store.reweigh(key, object);
+        }
+        answer
     }
 
     /// A stored object for this request: 304 if the client's conditional holds, else the ranges it asks for
@@ -620,6 +638,7 @@ impl Proxy {
             body: object.body.clone(),
             freshness,
             encoded: object.encoded.clone(),
+            rendered: Default::default(),
         };
         if decision.is_ok() {
             self.store.replace(key, refreshed.clone());
@@ -673,6 +692,7 @@ impl Proxy {
                 body: bytes,
                 freshness,
                 encoded: Default::default(),
+                rendered: Default::default(),
             };
             let len = object.body.len();
             if store.insert(&primary, &request_headers, object) {

@@ -28,7 +28,7 @@ pub fn from_cache(object: &CachedObject, method: &Method, now: SystemTime) -> Re
     let mut response = Response::new(ProxyBody::stored(body, object.encoded.handle(&object.body)));
     *response.status_mut() = object.status;
     let headers = response.headers_mut();
-    *headers = object.headers.to_map();
+    *headers = object.rendered.fields(&object.headers);
     set_age(headers, object, now);
     response
 }

@@ -129,6 +129,7 @@ mod tests {
             body: "b".into(),
             freshness,
             encoded: Default::default(),
+            rendered: Default::default(),
         }
     }
 

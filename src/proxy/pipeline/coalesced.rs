@@ -445,6 +445,7 @@ impl Proxy {
                 body: shared_body.concat(),
                 freshness,
                 encoded: Default::default(),
+                rendered: Default::default(),
             };
             let len = object.body.len();
             if self.store.insert(&primary, &parts.headers, object) {

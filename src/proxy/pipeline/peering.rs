@@ -301,6 +301,7 @@ impl Proxy {
                 body: bytes,
                 freshness,
                 encoded: Default::default(),
+                rendered: Default::default(),
             };
             store.insert(&primary, &request_headers, object);
         });
