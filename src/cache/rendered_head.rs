@@ -3,9 +3,8 @@
 //! makes the map once and keeps it with the object, and later hits clone it. Objects that are never served keep
 //! only the compact form; a kept head is charged to its object's weight (`Store::reweigh`).
 
-use std::sync::OnceLock;
-
 use http::HeaderMap;
+use once_cell::race::OnceBox;
 
 use super::fields::StoredFields;
 
@@ -14,9 +13,10 @@ use super::fields::StoredFields;
 const MAP_BYTES: usize = 128;
 const FIELD_BYTES: usize = 104;
 
-/// The head made by an object's first hit; empty in a copy (a 304's refreshed object makes its own).
+/// The head made by an object's first hit (one pointer until then); empty in a copy (a 304's refreshed object
+/// makes its own). Two hits racing to make it may both make one; the first kept wins.
 #[derive(Debug, Default)]
-pub struct RenderedHead(OnceLock<Box<HeaderMap>>);
+pub struct RenderedHead(OnceBox<HeaderMap>);
 
 impl Clone for RenderedHead {
     fn clone(&self) -> RenderedHead {
@@ -27,7 +27,7 @@ impl Clone for RenderedHead {
 impl RenderedHead {
     /// The response's fields: a clone of the kept head, made from `fields` first if this is the first hit.
     pub fn fields(&self, fields: &StoredFields) -> HeaderMap {
-        self.0.get_or_init(|| Box::new(fields.to_map())).as_ref().clone()
+        self.0.get_or_init(|| Box::new(fields.to_map())).clone()
     }
 
     /// Whether the head has been made.
