@@ -58,14 +58,7 @@ fn freshness() -> Freshness {
 }
 
 fn object(len: usize) -> CachedObject {
-    CachedObject {
-        status: StatusCode::OK,
-        headers: (&response_headers(len)).into(),
-        body: Bytes::from(vec![b'x'; len]),
-        freshness: freshness(),
-        encoded: Default::default(),
-        rendered: Default::default(),
-    }
+    CachedObject::new(StatusCode::OK, &response_headers(len), Bytes::from(vec![b'x'; len]), freshness())
 }
 
 fn uri(i: usize) -> Uri {

@@ -70,7 +70,7 @@ fn object(i: usize) -> CachedObject {
         immutable: false,
     };
     // The pipeline hands the store the upstream's header map; the body is exactly BODY bytes.
-    CachedObject::new(StatusCode::OK, headers(i), Bytes::from(vec![b'x'; BODY]), freshness)
+    CachedObject::new(StatusCode::OK, &headers(i), Bytes::from(vec![b'x'; BODY]), freshness)
 }
 
 /// What a child process measured, per object.

@@ -126,7 +126,7 @@ fn tagged_object(tags: &str) -> CachedObject {
         must_revalidate: false,
         immutable: false,
     };
-    CachedObject::new(StatusCode::OK, headers, "x".repeat(100).into(), freshness)
+    CachedObject::new(StatusCode::OK, &headers, "x".repeat(100).into(), freshness)
 }
 
 fn service(memory: u64) -> (Arc<Store>, Arc<Purger>) {

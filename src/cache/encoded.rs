@@ -102,7 +102,7 @@ mod tests {
             must_revalidate: false,
             immutable: false,
         };
-        CachedObject::new(StatusCode::OK, HeaderMap::new(), Bytes::from(body.as_bytes().to_vec()), freshness)
+        CachedObject::new(StatusCode::OK, &HeaderMap::new(), Bytes::from(body.as_bytes().to_vec()), freshness)
     }
 
     #[test]

@@ -227,12 +227,6 @@ impl Fields for StoredFields {
     }
 }
 
-impl From<&HeaderMap> for StoredFields {
-    fn from(map: &HeaderMap) -> StoredFields {
-        StoredFields::from_map(map)
-    }
-}
-
 impl std::fmt::Debug for StoredFields {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let fields = self.iter().map(|(n, v)| (String::from_utf8_lossy(n), String::from_utf8_lossy(v)));

@@ -36,10 +36,10 @@ impl CachedObject {
     pub const FIXED_WEIGHT: u32 = 327;
 
     /// A response as stored, with no encoded variant yet.
-    pub fn new(status: StatusCode, headers: HeaderMap, body: Bytes, freshness: Freshness) -> CachedObject {
+    pub fn new(status: StatusCode, headers: &HeaderMap, body: Bytes, freshness: Freshness) -> CachedObject {
         CachedObject {
             status,
-            headers: StoredFields::from_map(&headers),
+            headers: StoredFields::from_map(headers),
             body,
             freshness,
             encoded: VariantCell::default(),

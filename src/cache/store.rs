@@ -397,7 +397,7 @@ mod tests {
             must_revalidate: false,
             immutable: false,
         };
-        CachedObject::new(StatusCode::OK, headers, body.into(), freshness)
+        CachedObject::new(StatusCode::OK, &headers, body.into(), freshness)
     }
 
     /// What the hooks and the eviction hook were told, in order: `stored key body`, `left key body replaced`,

@@ -56,11 +56,6 @@ impl RequestSeries {
             .get_or_init(|| self.duration.with_label_values(&[outcome.as_str()]))
             .observe(elapsed.as_secs_f64());
     }
-
-    /// The counter vector (for tests and the admin view).
-    pub fn requests(&self) -> &IntCounterVec {
-        &self.requests
-    }
 }
 
 fn outcome_index(outcome: CacheOutcome) -> usize {

@@ -316,10 +316,7 @@ impl Proxy {
                     return answer;
                 }
                 // Every candidate before this node failed: this node serves it.
-                match self.look_up(request, conn, primary) {
-                    Step::Answered(answer) => answer,
-                    next => Box::pin(self.go_on(next)).await,
-                }
+                Box::pin(self.go_on(self.look_up(request, conn, primary))).await
             }
             Step::Revalidate { request, conn, primary, key, object, reason } => {
                 self.revalidate_coalesced(request, conn, primary, key, object, reason).await
@@ -633,12 +630,8 @@ impl Proxy {
         };
         // The body is the same, so are its encoded variants.
         let refreshed = CachedObject {
-            status: object.status,
-            headers: (&headers).into(),
-            body: object.body.clone(),
-            freshness,
             encoded: object.encoded.clone(),
-            rendered: Default::default(),
+            ..CachedObject::new(object.status, &headers, object.body.clone(), freshness)
         };
         if decision.is_ok() {
             self.store.replace(key, refreshed.clone());
@@ -686,14 +679,7 @@ impl Proxy {
             (head.status, head.headers.clone(), parts.headers.clone());
         crate::policy::freshness::remove_unshareable_fields(&mut object_headers);
         let on_complete: super::body::OnComplete = Box::new(move |bytes| {
-            let object = CachedObject {
-                status: object_status,
-                headers: (&object_headers).into(),
-                body: bytes,
-                freshness,
-                encoded: Default::default(),
-                rendered: Default::default(),
-            };
+            let object = CachedObject::new(object_status, &object_headers, bytes, freshness);
             let len = object.body.len();
             if store.insert(&primary, &request_headers, object) {
                 metrics.delivery.stored(len);

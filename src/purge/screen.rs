@@ -123,14 +123,7 @@ mod tests {
             must_revalidate: false,
             immutable: false,
         };
-        CachedObject {
-            status: StatusCode::OK,
-            headers: Default::default(),
-            body: "b".into(),
-            freshness,
-            encoded: Default::default(),
-            rendered: Default::default(),
-        }
+        CachedObject::new(StatusCode::OK, &http::HeaderMap::new(), "b".into(), freshness)
     }
 
     #[test]

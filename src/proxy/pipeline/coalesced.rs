@@ -439,14 +439,7 @@ impl Proxy {
         }));
         let Some(freshness) = self.pump(body, &shared_body, &guard, freshness).await else { return };
         if expected_len.is_none_or(|n| n == shared_body.len()) {
-            let object = CachedObject {
-                status: head.status,
-                headers: (&head.headers).into(),
-                body: shared_body.concat(),
-                freshness,
-                encoded: Default::default(),
-                rendered: Default::default(),
-            };
+            let object = CachedObject::new(head.status, &head.headers, shared_body.concat(), freshness);
             let len = object.body.len();
             if self.store.insert(&primary, &parts.headers, object) {
                 self.metrics.delivery.stored(len);

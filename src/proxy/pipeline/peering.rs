@@ -295,14 +295,7 @@ impl Proxy {
         let (object_status, mut object_headers) = (head.status, head.headers.clone());
         crate::policy::freshness::remove_unshareable_fields(&mut object_headers);
         let on_complete: OnComplete = Box::new(move |bytes| {
-            let object = CachedObject {
-                status: object_status,
-                headers: (&object_headers).into(),
-                body: bytes,
-                freshness,
-                encoded: Default::default(),
-                rendered: Default::default(),
-            };
+            let object = CachedObject::new(object_status, &object_headers, bytes, freshness);
             store.insert(&primary, &request_headers, object);
         });
         (Response::from_parts(head, ProxyBody::recorded(body, limit, expected_len, on_complete)), status)
