@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::cluster::{ClusterSpec, HOST, SECRET, TestCluster, get};
+use crate::support::origin::ReplyBody;
 use crate::support::{Reply, TestOrigin, client};
 
 fn cacheable_origin() -> impl Fn(&crate::support::origin::Seen, usize) -> Reply + Send + Sync + 'static {
@@ -184,6 +185,33 @@ async fn a_sigkilled_shield_node_under_load_hands_its_keys_to_the_other_without_
     let up = cluster.edges[0].metric("edgecache_peer_up", &["peer=\"shield-1\""]).await;
     assert_eq!(up, 0.0, "edgecache_peer_up{{peer=\"shield-1\"}} is 0");
     assert_eq!(cluster.edges[0].metric("edgecache_peer_up", &["peer=\"shield-2\""]).await, 1.0);
+}
+
+#[tokio::test]
+async fn a_shield_killed_between_its_response_head_and_its_body_is_retried_on_the_other_shield() {
+    // The origin sends its head at once and its body 600 ms later; shield-1 dies in between.
+    let origin = TestOrigin::start(|_: &crate::support::origin::Seen, _| Reply {
+        body: ReplyBody::Paced { chunk: 64, count: 1, every: Duration::from_millis(600) },
+        ..Reply::ok("", &[("cache-control", "max-age=300")])
+    })
+    .await;
+    let spec = ClusterSpec { child_shields: vec![0], ..ClusterSpec::default() };
+    let mut cluster = TestCluster::start(&origin, spec).await;
+    let path = (0..).map(|i| format!("/cut-between/{i}")).find(|p| cluster.shield_owner(p) == 0).expect("a path");
+    let edge = cluster.edge_owner(&path);
+    let request = get(&client(), &cluster.edges[edge], &path).send();
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cluster.shields[0].kill().await;
+    };
+    let (response, ()) = tokio::join!(request, killer);
+    let response = response.expect("an answer");
+    assert_eq!(response.status(), 200);
+    let status = cache_status(&response);
+    let body = response.bytes().await.expect("the whole body, not one cut short");
+    assert_eq!(&body[..], &[0u8; 64][..]);
+    assert!(status.contains("shield-2; fwd=uri-miss"), "shield-2 answered after shield-1 died: {status}");
+    assert_eq!(origin.hits(), 2, "shield-1's fetch and shield-2's");
 }
 
 #[tokio::test]

@@ -224,18 +224,23 @@ impl TestCluster {
         cluster
     }
 
-    /// The edge pop's ring, as every edge computes it while all are up.
-    pub fn edge_ring(&self) -> Ring {
-        Ring::new(self.edges.iter().map(|n| Member::new(&n.id, n.url("").parse().expect("url"))).collect())
-    }
-
     /// The index of the edge that owns `path` on host [`HOST`].
     pub fn edge_owner(&self, path: &str) -> usize {
-        let key = format!("http://{HOST}{path}");
-        let ring = self.edge_ring();
-        let owner = ring.owner(edgecache::cluster::ring::key_hash(&key)).expect("owner");
-        self.edges.iter().position(|n| *n.id == *owner.id).expect("an edge")
+        owner_of(&self.edges, path)
     }
+
+    /// The index of the shield that owns `path` on host [`HOST`] while all shields are up.
+    pub fn shield_owner(&self, path: &str) -> usize {
+        owner_of(&self.shields, path)
+    }
+}
+
+/// The index of the node of `pop` that owns `path` on host [`HOST`] while all are up.
+fn owner_of(pop: &[ClusterNode], path: &str) -> usize {
+    let key = format!("http://{HOST}{path}");
+    let ring = Ring::new(pop.iter().map(|n| Member::new(&n.id, n.url("").parse().expect("url"))).collect());
+    let owner = ring.owner(edgecache::cluster::ring::key_hash(&key)).expect("owner");
+    pop.iter().position(|n| *n.id == *owner.id).expect("a node of the pop")
 }
 
 async fn in_process(text: &str, listeners: Vec<TcpListener>, tweak: fn(&mut Config)) -> Runner {

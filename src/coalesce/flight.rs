@@ -4,13 +4,13 @@
 use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, Response, StatusCode};
-use hyper::body::Incoming;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::shared_body::SharedBody;
 use crate::cache::{CachedObject, VariantKey, VarySpec};
 use crate::policy::CacheStatus;
+use crate::proxy::fetched_body::FetchedBody;
 
 /// What a fetch in flight ended in, as far as its waiters are concerned.
 pub enum Outcome {
@@ -30,7 +30,7 @@ pub enum Outcome {
 }
 
 /// The leader's own answer to an unshareable response: the origin's response and the leader's `Cache-Status`.
-pub type LeaderAnswer = Mutex<Option<(Response<Incoming>, CacheStatus)>>;
+pub type LeaderAnswer = Mutex<Option<(Response<FetchedBody>, CacheStatus)>>;
 
 /// A response head every waiter may be given, and its body as it streams in.
 pub struct SharedResponse {

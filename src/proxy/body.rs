@@ -4,9 +4,9 @@
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use super::fetched_body::FetchedBody;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 
 use crate::cache::EncodedVariants;
 use crate::coalesce::SharedBodyReader;
@@ -60,13 +60,13 @@ impl ProxyBody {
     }
 
     /// The upstream's body, passed through without recording.
-    pub fn stream(inner: Incoming) -> ProxyBody {
+    pub fn stream(inner: FetchedBody) -> ProxyBody {
         ProxyBody::Stream(RecordingBody { inner, recorder: None, permit: None })
     }
 
     /// The upstream's body, recorded up to `limit` bytes; `on_complete` gets it if it ends cleanly with
     /// `expected_len` bytes (when the upstream announced a length).
-    pub fn recorded(inner: Incoming, limit: u64, expected_len: Option<u64>, on_complete: OnComplete) -> ProxyBody {
+    pub fn recorded(inner: FetchedBody, limit: u64, expected_len: Option<u64>, on_complete: OnComplete) -> ProxyBody {
         let recorder = Recorder { buf: BytesMut::new(), limit, expected_len, on_complete: Some(on_complete) };
         // An empty body (204, a 302 without content) is never polled by hyper: it is complete already.
         if inner.is_end_stream() {
@@ -127,7 +127,7 @@ impl Body for ProxyBody {
 
 /// The upstream's body with an optional recorder. Dropping it early (the client left) stores nothing.
 pub struct RecordingBody {
-    inner: Incoming,
+    inner: FetchedBody,
     recorder: Option<Recorder>,
     /// The origin budget's place this body's request holds, released at the end of the body.
     permit: Option<OriginPermit>,

@@ -2,6 +2,7 @@
 //! origin, and the responses this node writes itself.
 
 pub mod body;
+pub mod fetched_body;
 pub mod forward;
 pub mod head_update;
 pub mod invalidate;

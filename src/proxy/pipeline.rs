@@ -34,6 +34,7 @@ use crate::policy::conditional::{
     Precondition, add_revalidation_headers, evaluate_for_stored, merge_not_modified, not_modified_selects,
 };
 use crate::policy::{CacheStatus, Forward, RequestDirectives, StoreDecision, Usability};
+use crate::proxy::fetched_body::FetchedBody;
 use crate::purge::Purger;
 use crate::throttle::Throttle;
 use peering::InPopStep;
@@ -441,7 +442,7 @@ impl Proxy {
         &self,
         parts: request::Parts,
         primary: PrimaryKey,
-        response: Response<Incoming>,
+        response: Response<FetchedBody>,
         status: CacheStatus,
     ) -> (Response<ProxyBody>, CacheStatus) {
         let whole_of_known_length = response.status() == StatusCode::OK && content_length(response.headers()).is_some();
@@ -644,7 +645,7 @@ impl Proxy {
         &self,
         parts: &request::Parts,
         primary: PrimaryKey,
-        response: Response<Incoming>,
+        response: Response<FetchedBody>,
         mut status: CacheStatus,
     ) -> (Response<ProxyBody>, CacheStatus) {
         let received = SystemTime::now();
@@ -771,7 +772,7 @@ impl Proxy {
     }
 
     /// Sends a request upstream (the parent pop's node of the key, or the origin), counting it.
-    async fn fetch(&self, request: Request<UpstreamBody>) -> Result<Response<Incoming>, UpstreamError> {
+    async fn fetch(&self, request: Request<UpstreamBody>) -> Result<Response<FetchedBody>, UpstreamError> {
         self.send_upstream(request).await
     }
 

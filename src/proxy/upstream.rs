@@ -7,6 +7,8 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
+
+use super::fetched_body::FetchedBody;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -98,10 +100,10 @@ impl Upstream {
     }
 
     /// Sends a request and waits for the response head, at most the response timeout.
-    pub async fn send(&self, request: Request<UpstreamBody>) -> Result<Response<Incoming>, UpstreamError> {
+    pub async fn send(&self, request: Request<UpstreamBody>) -> Result<Response<FetchedBody>, UpstreamError> {
         match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
             Err(_) => Err(UpstreamError::ResponseTimeout),
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => Ok(response.map(FetchedBody::from)),
             Ok(Err(error)) => Err(classify(&error)),
         }
     }

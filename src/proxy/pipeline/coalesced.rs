@@ -23,6 +23,7 @@ use crate::policy::directives::CacheControl;
 use crate::policy::freshness::remove_unshareable_fields;
 use crate::policy::{CacheStatus, Forward, Freshness, NotStorable, RequestDirectives, StoreDecision, Usability};
 use crate::proxy::body::ProxyBody;
+use crate::proxy::fetched_body::FetchedBody;
 use crate::proxy::served::UpstreamTiming;
 use crate::proxy::throttled::{ClientStage, may_stand_in_when_busy, origin_busy};
 use crate::proxy::upstream::UpstreamError;
@@ -455,7 +456,7 @@ impl Proxy {
     /// readers then end with an error).
     async fn pump(
         &self,
-        mut body: Incoming,
+        mut body: FetchedBody,
         shared_body: &SharedBody,
         guard: &LeaderGuard,
         mut freshness: Option<Freshness>,

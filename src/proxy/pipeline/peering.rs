@@ -5,7 +5,7 @@
 //! node down at once. Non-owners keep short copies of hot keys (`cluster::hot`).
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::header::HeaderValue;
 use http::uri::{PathAndQuery, Uri};
@@ -19,6 +19,7 @@ use crate::cluster::{InPop, MAX_HOPS, Member, PEER_HEADER, PROBE_HEADER, RouteKe
 use crate::config::ParentFallback;
 use crate::policy::{CacheStatus, Forward, RequestDirectives, StoreDecision, Usability};
 use crate::proxy::body::{OnComplete, ProxyBody};
+use crate::proxy::fetched_body::{FetchedBody, first_frame_read};
 use crate::proxy::invalidate::{self, InvalidationTarget};
 use crate::proxy::throttled::ClientStage;
 use crate::proxy::upstream::{UpstreamBody, UpstreamError};
@@ -107,6 +108,10 @@ fn template_of(request: &Request<UpstreamBody>) -> Request<()> {
     }
     template
 }
+
+/// How long a `GET`/`HEAD` answered by another node waits for its body's first frame before it is passed on
+/// anyway (a stream that sends its head long before its body is not held back longer).
+const FIRST_FRAME_WAIT: Duration = Duration::from_secs(1);
 
 fn idempotent(method: &Method) -> bool {
     method == Method::GET || method == Method::HEAD
@@ -267,7 +272,7 @@ impl Proxy {
         &self,
         parts: &request::Parts,
         primary: &PrimaryKey,
-        response: Response<Incoming>,
+        response: Response<FetchedBody>,
         mut status: CacheStatus,
         hot: bool,
     ) -> (Response<ProxyBody>, CacheStatus) {
@@ -307,7 +312,7 @@ impl Proxy {
     pub(super) async fn send_upstream(
         &self,
         mut request: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<FetchedBody>, UpstreamError> {
         let key = request.extensions().get::<RouteKey>().cloned().unwrap_or(RouteKey(0));
         let UpstreamRoute::Parent { pop, nodes, then } = self.cluster.upstream(&key) else {
             return self.counted(Hop::Origin, request).await;
@@ -349,10 +354,15 @@ impl Proxy {
         hop: Hop,
         mut request: Request<UpstreamBody>,
         node: &Member,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<FetchedBody>, UpstreamError> {
         retarget(&mut request, &node.url);
         self.cluster.auth.sign(request.headers_mut(), &self.node_id);
-        let result = self.counted(hop, request).await;
+        let retriable = idempotent(request.method());
+        let result = match self.counted(hop, request).await {
+            // Held until its body starts, so that a node dying between head and body is an attempt that failed.
+            Ok(response) if retriable => first_frame_read(response, FIRST_FRAME_WAIT).await,
+            other => other,
+        };
         match &result {
             Err(error @ UpstreamError::Connect(_)) => {
                 self.cluster.health.mark_down(&node.id, error.detail());
@@ -364,7 +374,7 @@ impl Proxy {
     }
 
     /// Sends a request, counting it by upstream kind.
-    async fn counted(&self, hop: Hop, request: Request<UpstreamBody>) -> Result<Response<Incoming>, UpstreamError> {
+    async fn counted(&self, hop: Hop, request: Request<UpstreamBody>) -> Result<Response<FetchedBody>, UpstreamError> {
         let started = Instant::now();
         let span = tracing::debug_span!("fetch", upstream = hop.label(), uri = %request.uri());
         let result = tracing::Instrument::instrument(self.upstream.send(request), span).await;
