@@ -104,14 +104,12 @@ pub fn check_type_entry(entry: &str) -> Result<(), &'static str> {
 pub fn no_transform(headers: &HeaderMap) -> bool {
     const DIRECTIVE: &[u8] = b"no-transform";
     headers.get_all(CACHE_CONTROL).iter().any(|value| {
-        let bytes = value.as_bytes();
-        // Most values do not name it at all: settle that without splitting.
-        if !bytes.windows(DIRECTIVE.len()).any(|w| w.eq_ignore_ascii_case(DIRECTIVE)) {
-            return false;
-        }
-        bytes.split(|&b| b == b',').any(|d| {
-            let name = d.split(|&b| b == b'=').next().unwrap_or_default();
-            name.trim_ascii().eq_ignore_ascii_case(DIRECTIVE)
+        value.as_bytes().split(|&b| b == b',').any(|d| {
+            let d = d.trim_ascii_start();
+            // Most directives are settled by their first byte or their length, without comparing them.
+            d.len() >= DIRECTIVE.len()
+                && (d[0] | 0x20) == b'n'
+                && d.split(|&b| b == b'=').next().unwrap_or_default().trim_ascii().eq_ignore_ascii_case(DIRECTIVE)
         })
     })
 }
@@ -127,9 +125,15 @@ pub fn compressible(
 ) -> bool {
     status == StatusCode::OK
         && !headers.contains_key(CONTENT_RANGE)
-        && len.is_none_or(|n| n >= min_size)
-        && headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| types.matches(t))
         && !no_transform(headers)
+        && compressible_content(types, min_size, headers, len)
+}
+
+/// The part of [`compressible`] that is about the content: a type in `types`, at least `min_size` long when its
+/// length is known. For a caller that checked status, `Content-Range` and `no-transform` already.
+pub fn compressible_content(types: &MediaTypes, min_size: u64, headers: &HeaderMap, len: Option<u64>) -> bool {
+    len.is_none_or(|n| n >= min_size)
+        && headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| types.matches(t))
 }
 
 #[cfg(test)]
@@ -177,5 +181,20 @@ mod tests {
         assert!(!compressible(&types, 10, StatusCode::NOT_FOUND, &h, Some(100)));
         h.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=60, No-Transform"));
         assert!(!compressible(&types, 10, StatusCode::OK, &h, Some(100)));
+    }
+
+    #[test]
+    fn no_transform_is_read_by_directive_name() {
+        let says = |value: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(CACHE_CONTROL, HeaderValue::from_static(value));
+            no_transform(&h)
+        };
+        for value in ["no-transform", "max-age=1,no-transform", "public ,  NO-TRANSFORM , x", "no-transform=\"1\""] {
+            assert!(says(value), "{value}");
+        }
+        for value in ["no-transformed", "x-no-transform", "no-store", "public, max-age=300", "", "n", ",,"] {
+            assert!(!says(value), "{value}");
+        }
     }
 }

@@ -34,20 +34,28 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Targeted cache-control fields (RFC 9213) addressed to this cache: kept in the stored object, where the policy
-/// reads them, and removed from every answer to a client.
+/// reads them, passed on to the other nodes of the cluster (which are CDN caches too), and removed from every
+/// answer to a client.
 pub const TARGETED_CACHE_CONTROL: [HeaderName; 3] = [
     HeaderName::from_static("cdn-cache-control"),
     HeaderName::from_static("edgecache-cache-control"),
     HeaderName::from_static("surrogate-control"),
 ];
 
-/// Removes the targeted cache-control fields from an answer on its way to the client.
-pub fn strip_targeted_cache_control(headers: &mut HeaderMap) {
+/// Removes what is for the CDN only from an answer on its way to a client (not to another node): the targeted
+/// cache-control fields and the tag fields (`Surrogate-Key`, `Cache-Tag`), as Fastly and Cloudflare do.
+pub fn strip_cdn_fields(headers: &mut HeaderMap) {
+    let for_the_cdn = |name: &HeaderName| {
+        let text = name.as_str();
+        // Settled by length for nearly every field, without comparing names.
+        matches!(text.len(), 9 | 13 | 17 | 23)
+            && (TARGETED_CACHE_CONTROL.contains(name) || crate::purge::tags::TAG_FIELDS.contains(name))
+    };
     // Most answers carry none: one pass over the names settles that without a lookup per field.
-    if !headers.keys().any(|name| TARGETED_CACHE_CONTROL.contains(name)) {
+    if !headers.keys().any(for_the_cdn) {
         return;
     }
-    for name in &TARGETED_CACHE_CONTROL {
+    for name in TARGETED_CACHE_CONTROL.iter().chain(&crate::purge::tags::TAG_FIELDS) {
         headers.remove(name);
     }
 }

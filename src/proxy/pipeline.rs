@@ -197,10 +197,12 @@ impl Proxy {
         let version = request.version();
         let wants = self.negotiate(&mut request, conn);
         let observed = Observed::start(&request, conn.peer, &self.node_id, self.access_log);
+        let from_peer = self.admit_peer(&mut request);
+        let to_client = from_peer.is_none();
         // What can be answered from memory (errors, hot copies, fresh and stale-while-revalidate hits) is answered
         // by `decide` without entering an async step; the rest goes on in `go_on`, boxed so that a hit never pays
         // for the size of the network steps' state.
-        let step = observed.in_span(|| self.decide(request, conn));
+        let step = observed.in_span(|| self.decide(request, conn, from_peer));
         let (response, mut status) = match step {
             Step::Answered(answer) => answer,
             next => observed.around(Box::pin(self.go_on(next))).await,
@@ -210,7 +212,9 @@ impl Proxy {
             return response.map(ServedBody::unobserved);
         }
         let mut response = self.encode(wants, response, &mut status);
-        forward::strip_targeted_cache_control(response.headers_mut());
+        if to_client {
+            forward::strip_cdn_fields(response.headers_mut());
+        }
         respond::decorate(response.headers_mut(), &status, &self.node_id, self.via.for_version(version));
 
         self.metrics.requests.observe(status.outcome(), &method, response.status(), started.elapsed());
@@ -218,9 +222,8 @@ impl Proxy {
     }
 
     /// Admit → key → route → lookup, from memory only: an answer, or the step that needs the network.
-    fn decide(self: &Arc<Self>, mut request: Request<Incoming>, conn: ClientConn) -> Step {
-        // Admit.
-        let from_peer = self.admit_peer(&mut request);
+    fn decide(self: &Arc<Self>, request: Request<Incoming>, conn: ClientConn, from_peer: Option<Arc<str>>) -> Step {
+        // Admit (the peer proof was checked by `handle`).
         if forward::is_loop(request.headers(), &self.node_id) {
             let status = CacheStatus { detail: Some("loop"), error: true, ..CacheStatus::default() };
             let answer = respond::error(StatusCode::LOOP_DETECTED, "loop detected: this node is already in Via");

@@ -103,7 +103,7 @@ impl Proxy {
             && !rules::no_transform(&head.headers)
             && !head.headers.contains_key(header::CONTENT_RANGE);
         let c = &self.compression;
-        let compressible = transformable && rules::compressible(&c.types, c.min_size, head.status, &head.headers, len);
+        let compressible = transformable && rules::compressible_content(&c.types, c.min_size, &head.headers, len);
         if !(compressible || (transformable && from.is_some())) {
             return Response::from_parts(head, body);
         }
