@@ -50,6 +50,7 @@ pub(super) enum Held {
 }
 
 impl Held {
+    /// `slot`, charged `weight`, expiring at `expires`.
     pub(super) fn new(slot: Slot, weight: u32, expires: u64) -> Held {
         match slot {
             Slot::Object(object) => Held::Object { object, weight, expires },
