@@ -195,9 +195,9 @@ fn whole_hit(c: &mut Criterion) {
             let directives = RequestDirectives::of(&request);
             let now = SystemTime::now();
             let Lookup::Found(_, object) = store.lookup(&primary, &request) else { panic!("expected a hit") };
-            let usable = directives.usability(&object.freshness, now);
+            let usable = directives.usability(&object.freshness(), now);
             let mut response = respond::from_cache(&object, &Method::GET, now);
-            let status = CacheStatus::hit(object.freshness.ttl_secs(now));
+            let status = CacheStatus::hit(object.freshness().ttl_secs(now));
             respond::decorate(response.headers_mut(), &status, "bench-edge", via.for_version(Version::HTTP_11));
             (usable, response)
         })

@@ -5,7 +5,8 @@
 //! `Vary`, tags) read them from either form without building a map.
 //!
 //! The block is an `Arc<[u8]>` (a 16 B handle, counters and text in one allocation) rather than a `Bytes` (32 B,
-//! and a second allocation for its counter once shared): 32 B less per stored object.
+//! and a second allocation for its counter once shared): 32 B less per stored object. A typical head (a few
+//! fields, under 256 B of text) has a one-byte count and one-byte offsets.
 
 use std::sync::Arc;
 
@@ -51,9 +52,12 @@ pub fn visible_text(bytes: &[u8]) -> Option<&str> {
     if visible { std::str::from_utf8(bytes).ok() } else { None }
 }
 
-/// The header fields of a stored response. Layout of the block: the field count (u16; its top bit set when the
-/// offsets are u32), then for each field where its name and its value end in the text (u16 each, or u32 when the
-/// text is longer than 64 KiB), then the text: every name (lowercase) followed by its value.
+/// The header fields of a stored response. Layout of the block: a head saying how many fields there are and how wide
+/// the offsets are, then for each field where its name and its value end in the text, then the text: every name
+/// (lowercase) followed by its value. The head is one byte, the count, when there are at most 63 fields of at most
+/// 255 B of text, and the offsets are one byte each (the common case: a few fields, a short head); otherwise it is
+/// a marker byte ([`MEDIUM`] or [`WIDE`]) and the count as a u16, and the offsets are u16 (text up to 64 KiB) or
+/// u32.
 #[derive(Clone)]
 pub struct StoredFields {
     block: Arc<[u8]>,
@@ -65,14 +69,16 @@ impl Default for StoredFields {
     }
 }
 
-/// Bytes of the block before the index: the field count.
-const INDEX_START: usize = 2;
-/// The count's bit that says the offsets are u32.
-const WIDE: u16 = 1 << 15;
+/// The head's marker of u16 offsets; a first byte below it is the count of a block with one-byte offsets.
+const MEDIUM: u8 = 0x40;
+/// The head's marker of u32 offsets.
+const WIDE: u8 = 0x80;
+/// Most fields of a block with one-byte offsets (a count below [`MEDIUM`]).
+const MAX_NARROW_FIELDS: usize = MEDIUM as usize - 1;
 /// Fields a hit adds to the stored ones.
 const ADDED_ON_A_HIT: usize = 4;
 /// Most fields kept.
-const MAX_FIELDS: usize = (WIDE - 1) as usize;
+const MAX_FIELDS: usize = (1 << 15) - 1;
 
 impl StoredFields {
     /// The fields of `map`, in its order (values of one name together, in the order received). A map of more
@@ -88,19 +94,25 @@ impl StoredFields {
         if u32::try_from(text_len).is_err() {
             return StoredFields::default();
         }
-        let wide = text_len > usize::from(u16::MAX);
-        let width = if wide { 4 } else { 2 };
-        let mut block = Vec::with_capacity(INDEX_START + fields.len() * 2 * width + text_len);
-        // At most MAX_FIELDS, below the flag bit.
-        let count = fields.len() as u16 | if wide { WIDE } else { 0 };
-        block.extend_from_slice(&count.to_le_bytes());
+        // The head: the count alone, or a marker and the count (at most MAX_FIELDS, a u16).
+        let (width, mut block) = if fields.len() <= MAX_NARROW_FIELDS && text_len <= usize::from(u8::MAX) {
+            let mut block = Vec::with_capacity(1 + fields.len() * 2 + text_len);
+            block.push(fields.len() as u8);
+            (1, block)
+        } else {
+            let (width, marker) = if text_len <= usize::from(u16::MAX) { (2, MEDIUM) } else { (4, WIDE) };
+            let mut block = Vec::with_capacity(3 + fields.len() * 2 * width + text_len);
+            block.push(marker);
+            block.extend_from_slice(&(fields.len() as u16).to_le_bytes());
+            (width, block)
+        };
         let mut end = 0usize;
         let mut push = |end: usize| {
             // Within text_len, which fits the width.
-            if wide {
-                block.extend_from_slice(&(end as u32).to_le_bytes())
-            } else {
-                block.extend_from_slice(&(end as u16).to_le_bytes())
+            match width {
+                1 => block.push(end as u8),
+                2 => block.extend_from_slice(&(end as u16).to_le_bytes()),
+                _ => block.extend_from_slice(&(end as u32).to_le_bytes()),
             }
         };
         for (name, value) in fields {
@@ -116,21 +128,30 @@ impl StoredFields {
         StoredFields { block: Arc::from(block) }
     }
 
-    fn count(&self) -> u16 {
-        match self.block.get(..INDEX_START) {
-            Some(count) => u16::from_le_bytes([count[0], count[1]]),
-            None => 0,
+    /// How many fields, how wide an offset is and where the index starts, from the block's head.
+    fn head(&self) -> (usize, usize, usize) {
+        match self.block.first() {
+            None => (0, 1, 1),
+            Some(&count) if count < MEDIUM => (usize::from(count), 1, 1),
+            Some(&marker) => {
+                let count = match self.block.get(1..3) {
+                    Some(&[a, b]) => usize::from(u16::from_le_bytes([a, b])),
+                    _ => 0,
+                };
+                (count, if marker == MEDIUM { 2 } else { 4 }, 3)
+            }
         }
     }
 
     /// Bytes of one offset in the index.
+    #[cfg(test)]
     fn width(&self) -> usize {
-        if self.count() & WIDE != 0 { 4 } else { 2 }
+        self.head().1
     }
 
     /// How many fields.
     pub fn len(&self) -> usize {
-        usize::from(self.count() & !WIDE)
+        self.head().0
     }
 
     /// Whether there is no field.
@@ -143,15 +164,22 @@ impl StoredFields {
         self.block.len().saturating_sub(self.text_start())
     }
 
-    fn text_start(&self) -> usize {
-        INDEX_START + self.len() * 2 * self.width()
+    /// Bytes of the whole block: text, index and head.
+    pub fn bytes(&self) -> usize {
+        self.block.len()
     }
 
-    /// Offset `n` of the index (field `n / 2`'s name end, or value end).
-    fn end(&self, n: usize) -> usize {
-        let width = self.width();
-        let at = INDEX_START + n * width;
+    fn text_start(&self) -> usize {
+        let (count, width, index) = self.head();
+        index + count * 2 * width
+    }
+
+    /// Offset `n` of the index (field `n / 2`'s name end, or value end), the index being `width` bytes an offset
+    /// from `index` on.
+    fn end(&self, (width, index): (usize, usize), n: usize) -> usize {
+        let at = index + n * width;
         match self.block.get(at..at + width) {
+            Some(&[a]) => usize::from(a),
             Some(&[a, b]) => usize::from(u16::from_le_bytes([a, b])),
             Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]) as usize,
             _ => 0,
@@ -160,9 +188,11 @@ impl StoredFields {
 
     /// Field `i`: where its name and its value are in the block.
     fn spans(&self, i: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
-        let text = self.text_start();
-        let start = if i == 0 { 0 } else { self.end(2 * i - 1) };
-        let (name_end, value_end) = (self.end(2 * i), self.end(2 * i + 1));
+        let (count, width, index) = self.head();
+        let text = index + count * 2 * width;
+        let at = (width, index);
+        let start = if i == 0 { 0 } else { self.end(at, 2 * i - 1) };
+        let (name_end, value_end) = (self.end(at, 2 * i), self.end(at, 2 * i + 1));
         (text + start..text + name_end, text + name_end..text + value_end)
     }
 
@@ -275,7 +305,32 @@ mod tests {
         assert_eq!(stored.to_map(), original);
         assert_eq!(stored.text(&HeaderName::from_static("x-long")).map(str::len), Some(70_000));
         assert_eq!(stored.text(&header::DATE), Some("d"));
-        assert_eq!(StoredFields::from_map(&map(&[("etag", "x")])).width(), 2);
+        assert_eq!(StoredFields::from_map(&map(&[("etag", "x")])).width(), 1);
+    }
+
+    #[test]
+    fn a_short_head_takes_one_byte_offsets_and_a_one_byte_count() {
+        let value = "v".repeat(200);
+        let mut original = map(&[("etag", "\"v1\""), ("date", "d")]);
+        original.insert("x-200", HeaderValue::from_str(&value).expect("value"));
+        let stored = StoredFields::from_map(&original);
+        assert_eq!((stored.width(), stored.len()), (1, 3));
+        assert_eq!(stored.bytes(), 1 + 3 * 2 + stored.text_len(), "head, index and text");
+        assert_eq!(stored.to_map(), original);
+        // 256 B of text or 64 fields take two-byte offsets.
+        original.insert("x-more", HeaderValue::from_str(&"w".repeat(40)).expect("value"));
+        let stored = StoredFields::from_map(&original);
+        assert_eq!((stored.width(), stored.bytes()), (2, 3 + 4 * 4 + stored.text_len()));
+        assert_eq!(stored.to_map(), original);
+        // 64 fields take them too, however short.
+        let name = |i: usize| HeaderName::from_bytes(format!("x{i}").as_bytes()).expect("name");
+        let many: HeaderMap = (0..64).map(|i| (name(i), HeaderValue::from_static(""))).collect();
+        let stored = StoredFields::from_map(&many);
+        assert_eq!((stored.width(), stored.len()), (2, 64));
+        assert_eq!(stored.to_map(), many);
+        let fewer: HeaderMap = (0..63).map(|i| (name(i), HeaderValue::from_static(""))).collect();
+        assert_eq!(StoredFields::from_map(&fewer).width(), 1);
+        assert_eq!(StoredFields::from_map(&fewer).to_map(), fewer);
     }
 
     #[test]

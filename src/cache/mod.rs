@@ -9,6 +9,7 @@ pub mod object;
 mod rendered_head;
 mod slots;
 pub mod store;
+pub mod stored_freshness;
 
 pub use encoded::{EncodedVariants, VariantCell};
 pub use fields::{Fields, StoredFields};
@@ -17,3 +18,4 @@ pub use key::{PrimaryKey, VariantKey, VarySpec};
 pub use object::CachedObject;
 pub use rendered_head::RenderedHead;
 pub use store::{EvictionHook, Lookup, Store};
+pub use stored_freshness::StoredFreshness;

@@ -113,15 +113,15 @@ impl Store {
         });
     }
 
-    /// Tells the observers and the eviction hook that `slot` left `key`.
-    fn left(&self, key: &VariantKey, slot: &Slot, cause: Cause) {
-        self.left_for(key, slot, cause, cause == Cause::Replaced);
+    /// Tells the observers and the eviction hook that what `held` held left `key`.
+    fn left(&self, key: &VariantKey, held: &Held, cause: Cause) {
+        self.left_for(key, held, cause, cause == Cause::Replaced);
     }
 
     /// [`Store::left`], saying whether another object now holds the key (`left(.., replaced)` of the hooks).
-    fn left_for(&self, key: &VariantKey, slot: &Slot, cause: Cause, by_object: bool) {
-        match slot {
-            Slot::Object(object) => {
+    fn left_for(&self, key: &VariantKey, held: &Held, cause: Cause, by_object: bool) {
+        match held {
+            Held::Object { object, .. } => {
                 if let Some(hooks) = self.hooks.get() {
                     hooks.left(key, object, by_object);
                 }
@@ -129,16 +129,16 @@ impl Store {
             }
             // A record that expired, was removed or was pushed out for room: its variants can never be found
             // again. One that was replaced: whoever replaced it dealt with them.
-            Slot::Vary(record) if cause != Cause::Replaced => self.remove_variants(record),
-            Slot::Vary(_) => {}
+            Held::Vary { record, .. } if cause != Cause::Replaced => self.remove_variants(record),
+            Held::Vary { .. } => {}
         }
     }
 
     /// Removes `slot` from `key` if the key still holds that very slot.
     fn remove_if_same(&self, key: &VariantKey, slot: &Slot, cause: Cause) -> bool {
-        match self.slots.remove_if(key, |held| held.slot.same(slot)) {
+        match self.slots.remove_if(key, |held| slot.is_in(held)) {
             Some((key, held)) => {
-                self.left(&key, &held.slot, cause);
+                self.left(&key, &held, cause);
                 true
             }
             None => false,
@@ -148,10 +148,10 @@ impl Store {
     /// The slot at `key`, unless it expired (then it is removed).
     fn get(&self, key: &VariantKey) -> Option<Slot> {
         let held = self.slots.get(key)?;
-        if held.expires > self.clock.now() {
-            return Some(held.slot);
+        if held.expires() > self.clock.now() {
+            return Some(held.into_slot());
         }
-        self.remove_if_same(key, &held.slot, Cause::Expired);
+        self.remove_if_same(key, &held.into_slot(), Cause::Expired);
         None
     }
 
@@ -178,17 +178,17 @@ impl Store {
                 (VARY_RECORD_BYTES.saturating_add(u32::try_from(key_len).unwrap_or(u32::MAX)), VARY_RECORD_LIFETIME)
             }
         };
-        let held = Held { slot: slot.clone(), weight, expires: self.clock.after(keep) };
+        let held = Held::new(slot.clone(), weight, self.clock.after(keep));
         let mut out = Vec::new();
         self.slots.insert_with_lifecycle(key.clone(), held, &mut out);
         // Refused (larger than a shard may hold) or pushed out at once: the old slot was not replaced by it.
-        let refused = out.iter().any(|(_, held)| held.slot.same(&slot));
+        let refused = out.iter().any(|(_, held)| slot.is_in(held));
         for (gone, held) in out {
-            if gone == key && !held.slot.same(&slot) && !refused {
+            if gone == key && !slot.is_in(&held) && !refused {
                 // What the write took the place of (for a record: the writer dealt with its variants).
-                self.left_for(&gone, &held.slot, Cause::Replaced, matches!(slot, Slot::Object(_)));
+                self.left_for(&gone, &held, Cause::Replaced, matches!(slot, Slot::Object(_)));
             } else {
-                self.left(&gone, &held.slot, Cause::Size);
+                self.left(&gone, &held, Cause::Size);
             }
         }
     }
@@ -269,7 +269,7 @@ impl Store {
     pub fn invalidate_uri(&self, primary: &PrimaryKey) -> bool {
         match self.slots.remove(&VariantKey::primary(primary)) {
             Some((key, held)) => {
-                self.left(&key, &held.slot, Cause::Explicit);
+                self.left(&key, &held, Cause::Explicit);
                 true
             }
             None => false,
@@ -296,9 +296,9 @@ impl Store {
     pub fn remove_matching(&self, matches: impl Fn(&VariantKey, &CachedObject) -> bool) -> usize {
         let mut removed = 0;
         for (key, held) in self.slots.iter() {
-            if let Slot::Object(object) = &held.slot
+            if let Held::Object { object, .. } = &held
                 && matches(&key, object)
-                && self.remove_if_same(&key, &held.slot, Cause::Explicit)
+                && self.remove_if_same(&key, &Slot::Object(object.clone()), Cause::Explicit)
             {
                 removed += 1;
             }
@@ -309,7 +309,7 @@ impl Store {
     /// Removes everything.
     pub fn clear(&self) {
         for (key, held) in self.slots.drain() {
-            self.left(&key, &held.slot, Cause::Explicit);
+            self.left(&key, &held, Cause::Explicit);
         }
     }
 
@@ -317,13 +317,13 @@ impl Store {
     /// it). Anything that replaced or removed it in between (a purge, a new fetch) wins: this never brings an
     /// object back.
     pub fn reweigh(&self, key: &VariantKey, object: &Arc<CachedObject>) {
-        if !self.slots.peek(key).is_some_and(|held| held.slot.holds(object)) {
+        if !self.slots.peek(key).is_some_and(|held| held.holds(object)) {
             return;
         }
         let weight = object.weight(key.as_str().len());
         let result = self.slots.entry(key, Some(Duration::ZERO), |_, held| {
-            if held.slot.holds(object) {
-                held.weight = weight;
+            if held.holds(object) {
+                held.set_weight(weight);
             }
             EntryAction::Retain(())
         });
@@ -336,7 +336,7 @@ impl Store {
     /// Removes one variant.
     pub fn remove(&self, key: &VariantKey) {
         if let Some((key, held)) = self.slots.remove(key) {
-            self.left(&key, &held.slot, Cause::Explicit);
+            self.left(&key, &held, Cause::Explicit);
         }
     }
 
@@ -356,14 +356,14 @@ impl Store {
         let now = self.clock.now();
         let expired = RefCell::new(Vec::new());
         self.slots.retain(|key, held| {
-            if held.expires > now {
+            if held.expires() > now {
                 return true;
             }
-            expired.borrow_mut().push((key.clone(), held.slot.clone()));
+            expired.borrow_mut().push((key.clone(), held.clone()));
             false
         });
-        for (key, slot) in expired.into_inner() {
-            self.left(&key, &slot, Cause::Expired);
+        for (key, held) in expired.into_inner() {
+            self.left(&key, &held, Cause::Expired);
         }
     }
 }

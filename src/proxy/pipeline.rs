@@ -268,15 +268,15 @@ impl Proxy {
         let directives = RequestDirectives::of(request.headers());
         let now = SystemTime::now();
         match self.store.lookup(&primary, request.headers()) {
-            Lookup::Found(key, object) => match directives.usability(&object.freshness, now) {
+            Lookup::Found(key, object) => match directives.usability(&object.freshness(), now) {
                 Usability::Fresh => {
-                    let status = CacheStatus::hit(object.freshness.ttl_secs(now));
+                    let status = CacheStatus::hit(object.freshness().ttl_secs(now));
                     Step::Answered((self.answer_hit(&request, &key, &object, now), status))
                 }
                 Usability::StaleWhileRevalidate => {
                     let answer = self.answer_hit(&request, &key, &object, now);
                     self.refresh_in_background(&request, conn, primary, key, object.clone());
-                    let status = CacheStatus { stale: true, ..CacheStatus::hit(object.freshness.ttl_secs(now)) };
+                    let status = CacheStatus { stale: true, ..CacheStatus::hit(object.freshness().ttl_secs(now)) };
                     Step::Answered((answer, status))
                 }
                 Usability::Revalidate if directives.only_if_cached => {
@@ -285,7 +285,7 @@ impl Proxy {
                     Step::Answered((answer, status))
                 }
                 Usability::Revalidate => {
-                    let reason = directives.forward_reason(&object.freshness, now);
+                    let reason = directives.forward_reason(&object.freshness(), now);
                     Step::Revalidate { request, conn, primary, key, object, reason }
                 }
             },
@@ -514,7 +514,7 @@ impl Proxy {
                 let now = SystemTime::now();
                 status.hit = true;
                 status.forward_status = Some(304);
-                status.ttl = Some(refreshed.freshness.ttl_secs(now));
+                status.ttl = Some(refreshed.freshness().ttl_secs(now));
                 (self.answer_from_cache(&Request::from_parts(parts, ()), &refreshed, now), status)
             }
             Ok(response)
@@ -529,7 +529,7 @@ impl Proxy {
                 let now = SystemTime::now();
                 status.hit = true;
                 status.forward_status = Some(200);
-                status.ttl = Some(refreshed.freshness.ttl_secs(now));
+                status.ttl = Some(refreshed.freshness().ttl_secs(now));
                 status.detail = Some("head-update");
                 (self.answer_from_cache(&Request::from_parts(parts, ()), &refreshed, now), status)
             }
@@ -570,7 +570,7 @@ impl Proxy {
         let now = SystemTime::now();
         status.hit = true;
         status.stale = true;
-        status.ttl = Some(object.freshness.ttl_secs(now));
+        status.ttl = Some(object.freshness().ttl_secs(now));
         status.detail = Some(detail);
         (respond::from_cache(object, &parts.method, now), status)
     }
@@ -586,7 +586,7 @@ impl Proxy {
         let status = CacheStatus {
             stale: true,
             detail: Some("origin-busy"),
-            ..CacheStatus::hit(object.freshness.ttl_secs(now))
+            ..CacheStatus::hit(object.freshness().ttl_secs(now))
         };
         (self.answer_from_cache(request, object, now), status)
     }
@@ -629,7 +629,7 @@ impl Proxy {
             // The 304 made the response unstorable: answer with it once, keep nothing.
             Err(_) => {
                 self.store.remove(&key);
-                crate::policy::Freshness { received, fresh_for: std::time::Duration::ZERO, ..object.freshness }
+                crate::policy::Freshness { received, fresh_for: std::time::Duration::ZERO, ..object.freshness() }
             }
         };
         // The body is the same, so are its encoded variants.
@@ -788,7 +788,7 @@ impl Proxy {
 }
 
 fn may_serve_stale_on_error(object: &CachedObject, request: &HeaderMap, now: SystemTime) -> bool {
-    RequestDirectives::of(request).may_serve_stale_on_error(&object.freshness, now)
+    RequestDirectives::of(request).may_serve_stale_on_error(&object.freshness(), now)
 }
 
 /// Whether a request is a GET with `Range` (the only method ranges apply to, RFC 9110 §14.2).

@@ -49,5 +49,5 @@ pub fn holding(
 /// `min-fresh`) asked for a validated answer.
 pub fn may_stand_in_when_busy(object: &CachedObject, request: &HeaderMap) -> bool {
     let client = RequestDirectives::of(request);
-    !object.freshness.must_revalidate && !client.no_cache && client.max_age.is_none() && client.min_fresh.is_none()
+    !object.freshness().must_revalidate && !client.no_cache && client.max_age.is_none() && client.min_fresh.is_none()
 }

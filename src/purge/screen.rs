@@ -29,7 +29,7 @@ pub struct Screen {
 /// When an object's content left the origin, in Unix ms: its received time minus its initial age (which includes
 /// the `Age` of every tier above and the apparent age from `Date`; both are whole seconds, so this errs early).
 pub fn origin_ms(object: &CachedObject) -> u64 {
-    let f = &object.freshness;
+    let f = object.freshness();
     unix_ms(f.received.checked_sub(f.initial_age).unwrap_or(SystemTime::UNIX_EPOCH))
 }
 
@@ -38,7 +38,7 @@ pub fn origin_ms(object: &CachedObject) -> u64 {
 /// with says it is stale since the purge: a tier below sees it stale too, whether or not it knows the purge.
 fn stale_copy(object: &CachedObject, since_ms: u64, must_revalidate: bool) -> CachedObject {
     let mut copy = object.clone();
-    let f = &mut copy.freshness;
+    let mut f = object.freshness();
     let received = unix_ms(f.received);
     let held = now_ms().saturating_sub(received);
     let fresh_ms = since_ms.saturating_sub(received).min(held.saturating_sub(1));
@@ -46,6 +46,7 @@ fn stale_copy(object: &CachedObject, since_ms: u64, must_revalidate: bool) -> Ca
     f.initial_age += f.fresh_for - fresh_for;
     f.fresh_for = fresh_for;
     f.must_revalidate |= must_revalidate;
+    copy.set_freshness(f);
     copy
 }
 
@@ -88,7 +89,7 @@ impl StoreHooks for Screen {
     }
 
     fn stored(&self, key: &VariantKey, object: &CachedObject) {
-        let f = &object.freshness;
+        let f = object.freshness();
         let lifetime = f.initial_age + f.fresh_for + f.stale_while_revalidate.max(f.stale_if_error);
         let lifetime_ms = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
         self.longest_lifetime_ms.fetch_max(lifetime_ms, Ordering::Relaxed);
@@ -139,14 +140,14 @@ mod tests {
         let now = SystemTime::now();
         let purged_at = now_ms() - 2_000;
         let copy = stale_copy(&o, purged_at, false);
-        assert!(!copy.freshness.is_fresh(now));
+        assert!(!copy.freshness().is_fresh(now));
         let lifetime = Duration::from_secs(105);
-        let age = copy.freshness.age(now);
+        let age = copy.freshness().age(now);
         assert!(age >= lifetime + Duration::from_millis(1_900), "served with Age {age:?}: stale to a tier below");
-        assert!(copy.freshness.staleness(now) >= Duration::from_millis(1_900), "stale since the purge");
-        assert_eq!(copy.freshness.initial_age + copy.freshness.fresh_for, lifetime);
-        assert!(stale_copy(&o, purged_at, true).freshness.must_revalidate);
+        assert!(copy.freshness().staleness(now) >= Duration::from_millis(1_900), "stale since the purge");
+        assert_eq!(copy.freshness().initial_age + copy.freshness().fresh_for, lifetime);
+        assert!(stale_copy(&o, purged_at, true).freshness().must_revalidate);
         // A purge "in the future" (a clock ahead) still makes it stale now.
-        assert!(!stale_copy(&o, now_ms() + 60_000, false).freshness.is_fresh(SystemTime::now()));
+        assert!(!stale_copy(&o, now_ms() + 60_000, false).freshness().is_fresh(SystemTime::now()));
     }
 }

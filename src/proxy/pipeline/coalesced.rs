@@ -235,7 +235,7 @@ impl Proxy {
                     let mut status = CacheStatus::forwarded(reason);
                     status.hit = true;
                     status.forward_status = Some(304);
-                    status.ttl = Some(object.freshness.ttl_secs(now));
+                    status.ttl = Some(object.freshness().ttl_secs(now));
                     self.mark_collapsed(&mut status, leader);
                     let request = Request::from_parts(parts.clone(), ());
                     return Joined::Answer(self.answer_from_cache(&request, object, now), status);
@@ -315,14 +315,14 @@ impl Proxy {
     /// The stored object for this request, if it may be served without going upstream.
     fn fresh_in_store(&self, primary: &PrimaryKey, parts: &request::Parts) -> Option<Arc<CachedObject>> {
         let Lookup::Found(_, object) = self.store.lookup(primary, &parts.headers) else { return None };
-        let usability = RequestDirectives::of(&parts.headers).usability(&object.freshness, SystemTime::now());
+        let usability = RequestDirectives::of(&parts.headers).usability(&object.freshness(), SystemTime::now());
         (usability == Usability::Fresh).then_some(object)
     }
 
     /// A hit on an object stored by a fetch that ended just before this request joined the table.
     fn answer_stored(&self, parts: &request::Parts, object: &CachedObject) -> Joined {
         let now = SystemTime::now();
-        let status = CacheStatus::hit(object.freshness.ttl_secs(now));
+        let status = CacheStatus::hit(object.freshness().ttl_secs(now));
         Joined::Answer(self.answer_from_cache(&Request::from_parts(parts.clone(), ()), object, now), status)
     }
 

@@ -260,10 +260,10 @@ impl Proxy {
         }
         let Lookup::Found(_, object) = self.hot_store.lookup(primary, request.headers()) else { return None };
         let now = SystemTime::now();
-        if RequestDirectives::of(request.headers()).usability(&object.freshness, now) != Usability::Fresh {
+        if RequestDirectives::of(request.headers()).usability(&object.freshness(), now) != Usability::Fresh {
             return None;
         }
-        let status = CacheStatus { detail: Some("hot"), ..CacheStatus::hit(object.freshness.ttl_secs(now)) };
+        let status = CacheStatus { detail: Some("hot"), ..CacheStatus::hit(object.freshness().ttl_secs(now)) };
         Some((self.answer_from_cache(request, &object, now), status))
     }
 
