@@ -268,27 +268,32 @@ impl Proxy {
         let directives = RequestDirectives::of(request.headers());
         let now = SystemTime::now();
         match self.store.lookup(&primary, request.headers()) {
-            Lookup::Found(key, object) => match directives.usability(&object.freshness(), now) {
-                Usability::Fresh => {
-                    let status = CacheStatus::hit(object.freshness().ttl_secs(now));
-                    Step::Answered((self.answer_hit(&request, &key, &object, now), status))
+            Lookup::Found(key, object) => {
+                // Read once: the object keeps it compactly.
+                let freshness = object.freshness();
+                match directives.usability(&freshness, now) {
+                    Usability::Fresh => {
+                        let status = CacheStatus::hit(freshness.ttl_secs(now));
+                        Step::Answered((self.answer_hit(&request, &key, &object, now), status))
+                    }
+                    Usability::StaleWhileRevalidate => {
+                        let answer = self.answer_hit(&request, &key, &object, now);
+                        self.refresh_in_background(&request, conn, primary, key, object.clone());
+                        let status = CacheStatus { stale: true, ..CacheStatus::hit(freshness.ttl_secs(now)) };
+                        Step::Answered((answer, status))
+                    }
+                    Usability::Revalidate if directives.only_if_cached => {
+                        let status = CacheStatus { detail: Some("only-if-cached"), ..CacheStatus::default() };
+                        let answer =
+                            respond::error(StatusCode::GATEWAY_TIMEOUT, "not usable from cache (only-if-cached)");
+                        Step::Answered((answer, status))
+                    }
+                    Usability::Revalidate => {
+                        let reason = directives.forward_reason(&freshness, now);
+                        Step::Revalidate { request, conn, primary, key, object, reason }
+                    }
                 }
-                Usability::StaleWhileRevalidate => {
-                    let answer = self.answer_hit(&request, &key, &object, now);
-                    self.refresh_in_background(&request, conn, primary, key, object.clone());
-                    let status = CacheStatus { stale: true, ..CacheStatus::hit(object.freshness().ttl_secs(now)) };
-                    Step::Answered((answer, status))
-                }
-                Usability::Revalidate if directives.only_if_cached => {
-                    let status = CacheStatus { detail: Some("only-if-cached"), ..CacheStatus::default() };
-                    let answer = respond::error(StatusCode::GATEWAY_TIMEOUT, "not usable from cache (only-if-cached)");
-                    Step::Answered((answer, status))
-                }
-                Usability::Revalidate => {
-                    let reason = directives.forward_reason(&object.freshness(), now);
-                    Step::Revalidate { request, conn, primary, key, object, reason }
-                }
-            },
+            }
             Lookup::UriMiss(_) | Lookup::VaryMiss(_) if directives.only_if_cached => {
                 let status = CacheStatus { detail: Some("only-if-cached"), ..CacheStatus::default() };
                 Step::Answered((respond::error(StatusCode::GATEWAY_TIMEOUT, "not in cache (only-if-cached)"), status))
