@@ -57,14 +57,31 @@ const CACHE_STATUS: header::HeaderName = header::HeaderName::from_static("cache-
 
 /// Adds this node's `Cache-Status` entry (after any upstream entries) and its `Via` entry.
 pub fn decorate(headers: &mut HeaderMap, status: &CacheStatus, node_id: &str, via: &HeaderValue) {
-    let mut combined = Vec::with_capacity(96);
-    if let Some(previous) = headers.get(&CACHE_STATUS) {
-        combined.extend_from_slice(previous.as_bytes());
-        combined.extend_from_slice(b", ");
-    }
-    status.write_entry(node_id, &mut combined);
-    if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(combined)) {
+    let value = ENTRY_TEXT.with_borrow_mut(|combined| {
+        combined.clear();
+        if let Some(previous) = headers.get(&CACHE_STATUS) {
+            combined.extend_from_slice(previous.as_bytes());
+            combined.extend_from_slice(b", ");
+        }
+        status.write_entry(node_id, combined);
+        // One allocation of exactly the value's length (a `Vec` handed to `Bytes` would cost a second one).
+        let value = HeaderValue::from_bytes(combined);
+        if combined.capacity() > ENTRY_TEXT_KEPT {
+            // An upstream's very long value does not stay with the thread.
+            *combined = Vec::with_capacity(ENTRY_TEXT_KEPT);
+        }
+        value
+    });
+    if let Ok(value) = value {
         headers.insert(CACHE_STATUS, value);
     }
     headers.append(header::VIA, via.clone());
 }
+
+thread_local! {
+    /// Where this thread writes a `Cache-Status` value before it becomes a `HeaderValue`; kept between answers.
+    static ENTRY_TEXT: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(ENTRY_TEXT_KEPT));
+}
+
+/// Capacity of the per-thread `Cache-Status` buffer that is kept between answers.
+const ENTRY_TEXT_KEPT: usize = 1024;
