@@ -25,6 +25,33 @@ pub fn parse_http_date(text: &str) -> Option<SystemTime> {
     httpdate::parse_http_date(text.trim()).ok()
 }
 
+/// Ages below this many seconds are written from a table made once (an hour: most hits of a hot object).
+const TABLED_AGES: usize = 3600;
+
+/// Every age below [`TABLED_AGES`] written out, end to end, and where each one ends.
+static AGE_TEXTS: std::sync::LazyLock<(String, Vec<u32>)> = std::sync::LazyLock::new(|| {
+    let mut text = String::new();
+    let mut ends = Vec::with_capacity(TABLED_AGES);
+    for age in 0..TABLED_AGES {
+        text.push_str(itoa::Buffer::new().format(age));
+        ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
+    }
+    (text, ends)
+});
+
+/// The `Age` field's value for `secs`: from the table when it is in it (a static value: no allocation, no shared
+/// counter), else written out.
+pub fn age_value(secs: u64) -> HeaderValue {
+    let tabled = usize::try_from(secs).ok().filter(|&i| i < TABLED_AGES);
+    if let Some(i) = tabled {
+        let (text, ends) = &*AGE_TEXTS;
+        let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+        let static_text: &'static str = &text[start..ends[i] as usize];
+        return HeaderValue::from_static(static_text);
+    }
+    HeaderValue::from(secs)
+}
+
 /// The `Age` a response arrived with: a non-negative integer (clamped to 2^31); anything else is ignored (zero).
 /// A list-based value (`Age: 10, 20`, or several lines) counts by its first member only (RFC 9111 §5.1).
 pub fn age_field(headers: &HeaderMap) -> Duration {
@@ -61,6 +88,13 @@ pub fn initial_age(headers: &HeaderMap, requested: SystemTime, received: SystemT
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn age_values_from_the_table_and_beyond_it_read_as_the_number() {
+        for secs in [0u64, 1, 9, 10, 99, 100, 999, 1000, 3599, 3600, 3601, 86_400, u64::MAX] {
+            assert_eq!(age_value(secs).to_str().ok(), Some(secs.to_string().as_str()), "{secs}");
+        }
+    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

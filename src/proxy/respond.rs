@@ -49,7 +49,7 @@ pub fn not_modified(object: &CachedObject, now: SystemTime) -> Response<ProxyBod
 
 fn set_age(headers: &mut HeaderMap, object: &CachedObject, now: SystemTime) {
     let age = object.freshness().age(now).as_secs();
-    headers.insert(header::AGE, HeaderValue::from(age));
+    headers.insert(header::AGE, crate::policy::age::age_value(age));
 }
 
 /// `Cache-Status`.
