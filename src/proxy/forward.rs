@@ -84,7 +84,13 @@ impl ViaEntries {
     /// The entries of the node named `node_id` (config validation keeps ids to header-safe characters).
     pub fn new(node_id: &str) -> ViaEntries {
         let entry = |version| {
-            HeaderValue::from_str(&via_entry(version, node_id)).unwrap_or(HeaderValue::from_static("1.1 edgecache"))
+            let text = via_entry(version, node_id);
+            // What `from_static` accepts (it panics on anything else): tab and visible ASCII.
+            if crate::cache::fields::visible_text(text.as_bytes()).is_none() {
+                return HeaderValue::from_static("1.1 edgecache");
+            }
+            // Static: every answer carries a copy, and copying a static value touches no shared counter.
+            HeaderValue::from_static(interned(text))
         };
         ViaEntries { http10: entry(Version::HTTP_10), http11: entry(Version::HTTP_11), http2: entry(Version::HTTP_2) }
     }
@@ -97,6 +103,19 @@ impl ViaEntries {
             _ => &self.http11,
         }
     }
+}
+
+/// `text` kept for the life of the process, once per distinct text (a node's `Via` entries: a handful).
+fn interned(text: String) -> &'static str {
+    static TEXTS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut texts = TEXTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(&kept) = texts.get(text.as_str()) {
+        return kept;
+    }
+    let kept: &'static str = Box::leak(text.into_boxed_str());
+    texts.insert(kept);
+    kept
 }
 
 /// Whether a request already passed through the node named `node_id` (its own id in `Via`): a loop.
@@ -136,6 +155,16 @@ fn static_scheme(scheme: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn via_entries_are_kept_once_and_a_node_id_outside_visible_ascii_falls_back() {
+        let a = ViaEntries::new("edge-7");
+        let b = ViaEntries::new("edge-7");
+        assert_eq!(a.for_version(Version::HTTP_2), "2 edge-7");
+        assert_eq!(interned("1.1 edge-7".to_string()).as_ptr(), interned("1.1 edge-7".to_string()).as_ptr());
+        assert_eq!(a.for_version(Version::HTTP_11), b.for_version(Version::HTTP_11));
+        assert_eq!(ViaEntries::new("edge-\u{e9}").for_version(Version::HTTP_11), "1.1 edgecache");
+    }
 
     #[test]
     fn strips_hop_by_hop_and_connection_named_fields() {
