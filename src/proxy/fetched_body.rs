@@ -36,7 +36,7 @@ pub async fn first_frame_read(
     wait: Duration,
 ) -> Result<Response<FetchedBody>, UpstreamError> {
     let (head, mut body) = response.into_parts();
-    if body.first.is_some() || body.rest.is_end_stream() {
+    if body.rest.is_end_stream() {
         return Ok(Response::from_parts(head, body));
     }
     match tokio::time::timeout(wait, body.rest.frame()).await {

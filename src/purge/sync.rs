@@ -141,24 +141,22 @@ impl Purger {
     /// Runs the background work until `shutdown`: the liveness ticker, catch-ups (after a gap, and every
     /// `purge.sync_interval`), and pruning of the log.
     pub fn spawn(self: &Arc<Self>, shutdown: CancellationToken) {
-        let me = self.clone();
-        let stop = shutdown.clone();
         // A node with no one to catch up from never needs to notice a pause: no ticker (no wakeup every tick).
-        let ticking = self.screen.liveness.enabled;
-        tokio::spawn(async move {
-            if !ticking {
-                return;
-            }
-            let mut ticks = tokio::time::interval(TICK);
-            // A late tick is one tick: it is the gap before it that counts, not how many ticks it stood for.
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = ticks.tick() => me.screen.liveness.tick(),
+        if self.screen.liveness.enabled {
+            let me = self.clone();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(TICK);
+                // A late tick is one tick: it is the gap before it that counts, not how many ticks it stood for.
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = ticks.tick() => me.screen.liveness.tick(),
+                    }
                 }
-            }
-        });
+            });
+        }
         let me = self.clone();
         tokio::spawn(async move {
             let mut last_prune = Instant::now();
