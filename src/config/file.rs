@@ -51,6 +51,7 @@ pub struct ServerFile {
     pub header_read_timeout: Field<String>,
     pub idle_timeout: Field<String>,
     pub drain_timeout: Field<String>,
+    pub sendfile: Field<bool>,
 }
 
 /// One `[[server.tls]]` entry.

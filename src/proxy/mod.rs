@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod probe;
 pub mod range;
 pub mod respond;
+pub mod sendfile_stream;
 pub mod served;
 mod throttled;
 pub mod upstream;
