@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
-use crate::cache::{BodyPages, Store};
+use crate::cache::Store;
 use crate::cluster::health::run_prober;
 use crate::cluster::{Cluster, PeerAuth};
 use crate::config::Config;
@@ -90,16 +90,11 @@ pub async fn start_on(config: Config, mut bound: Vec<std::net::TcpListener>) -> 
     let metrics = Arc::new(Metrics::new(&config.node.id, &pop)?);
     metrics.delivery.cache_capacity.set(i64::try_from(config.cache.memory).unwrap_or(i64::MAX));
     let evictions = metrics.cache_evictions.clone();
-    let hot_memory = config.cache.memory / 16;
-    let body_pages = body_pages(&config, hot_memory);
-    let store = Arc::new(
-        Store::new(
-            config.cache.memory,
-            config.cache.max_object_size,
-            Box::new(move |reason| evictions.with_label_values(&[reason]).inc()),
-        )
-        .with_body_pages(body_pages.clone()),
-    );
+    let store = Arc::new(Store::new(
+        config.cache.memory,
+        config.cache.max_object_size,
+        Box::new(move |reason| evictions.with_label_values(&[reason]).inc()),
+    ));
     let origin_url = match (config.origin.url.clone(), cluster_origin_stand_in(&config)) {
         (Some(url), _) | (None, Some(url)) => url,
         (None, None) => return Err(StartError::NoOrigin),
@@ -118,10 +113,8 @@ pub async fn start_on(config: Config, mut bound: Vec<std::net::TcpListener>) -> 
         PeerAuth::new(config.cluster.secret.as_deref()),
         Box::new(move |peer, up| peer_up.with_label_values(&[peer]).set(i64::from(up))),
     ));
-    let hot_store = Arc::new(
-        Store::new(hot_memory, config.cache.max_object_size.min(hot_memory), Box::new(|_| {}))
-            .with_body_pages(body_pages.clone()),
-    );
+    let hot_memory = config.cache.memory / 16;
+    let hot_store = Arc::new(Store::new(hot_memory, config.cache.max_object_size.min(hot_memory), Box::new(|_| {})));
     purge.also_screen(hot_store.clone());
     store.spawn_sweeper();
     hot_store.spawn_sweeper();
@@ -159,7 +152,7 @@ pub async fn start_on(config: Config, mut bound: Vec<std::net::TcpListener>) -> 
             }
             None => {
                 http_addrs.push(bound);
-                Transport::Plain(body_pages.clone())
+                Transport::Plain
             }
         };
         accept_tasks.push(tokio::spawn(listener::accept_loop(
@@ -211,23 +204,6 @@ pub async fn start_on(config: Config, mut bound: Vec<std::net::TcpListener>) -> 
         }
     });
     Ok(NodeHandle { http_addrs, https_addrs, admin_addr, config, tls, shutdown, drained })
-}
-
-/// The node's memory file of large bodies (`server.sendfile`), as large as both stores with room for page
-/// rounding and for bodies still being sent after they left the store (it is sparse: only written pages count).
-/// Without one (turned off, or the kernel refused), bodies stay on the heap and are sent with `writev`.
-fn body_pages(config: &Config, hot_memory: u64) -> Option<Arc<BodyPages>> {
-    if !config.server.sendfile || config.server.listen.is_empty() {
-        return None;
-    }
-    let capacity = config.cache.memory.saturating_add(hot_memory).saturating_mul(2);
-    match BodyPages::new(capacity) {
-        Ok(pages) => Some(pages),
-        Err(error) => {
-            tracing::warn!(%error, "no memory file for bodies: large bodies are sent with writev");
-            None
-        }
-    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {

@@ -21,7 +21,6 @@
 #   TLS [1]  also run the HTTPS 1 KiB comparison (edgecache/rustls vs nginx/OpenSSL); 0 to skip
 #   MODE [bytes]  bytes: /bytes/SIZE; compress: /html/SIZE with Accept-Encoding (SIZES [65536], TLS [0],
 #                 SERVERS [edgecache nginx nginx-gzip6 varnish])
-#   EDGECACHE_SENDFILE [true]  edgecache's server.sendfile (false: every body on the heap, sent with writev)
 #   EDGECACHE_BIN  use this edgecache binary instead of building target/release/edgecache
 #   RESULTS  where to write results.tsv and table.md [a new temporary folder, kept]
 set -euo pipefail
@@ -32,7 +31,6 @@ DURATION=${DURATION:-10s}
 RUNS=${RUNS:-3}
 HOT=${HOT:-1000}
 CONNS=${CONNS:-64}
-EDGECACHE_SENDFILE=${EDGECACHE_SENDFILE:-true}
 if [[ $MODE == compress ]]; then
     SIZES=${SIZES:-65536}
     SERVERS=${SERVERS:-"edgecache nginx nginx-gzip6 varnish"}
@@ -131,7 +129,7 @@ build_edgecache() {
 render() {
     local template=$1 out=$2 text name
     text=$(<"$template")
-    for name in TMP CACHE_DIR EDGECACHE_SENDFILE ORIGIN_PORT EDGECACHE_PORT ADMIN_PORT NGINX_PORT VARNISH_PORT HAPROXY_PORT \
+    for name in TMP CACHE_DIR ORIGIN_PORT EDGECACHE_PORT ADMIN_PORT NGINX_PORT VARNISH_PORT HAPROXY_PORT \
         EDGECACHE_TLS_PLAIN_PORT EDGECACHE_TLS_PORT NGINX_TLS_LISTEN NGINX_GZIP NGINX_GZIP6_SERVER VARNISH_GZIP; do
         text=${text//@$name@/${!name:-}}
     done

@@ -1,6 +1,5 @@
 //! The cache: keys (normalised URL + `Vary`), stored objects, and the in-memory store they live in.
 
-pub mod body_pages;
 pub mod encoded;
 pub mod fields;
 mod header_names;
@@ -12,7 +11,6 @@ mod slots;
 pub mod store;
 pub mod stored_freshness;
 
-pub use body_pages::BodyPages;
 pub use encoded::{EncodedVariants, VariantCell};
 pub use fields::{Fields, StoredFields};
 pub use hooks::{Screened, StoreHooks};

@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime};
 use http::HeaderMap;
 use quick_cache::sync::{EntryAction, EntryResult};
 
-use super::body_pages::BodyPages;
 use super::hooks::{Screened, StoreHooks};
 use super::key::{PrimaryKey, VariantKey, VarySpec};
 use super::object::CachedObject;
@@ -75,8 +74,6 @@ pub struct Store {
     /// Observers attached once, after the store is built (purge).
     hooks: OnceLock<Arc<dyn StoreHooks>>,
     on_evict: EvictionHook,
-    /// Where large bodies are moved when stored, so that plain connections can `sendfile` them.
-    pages: Option<Arc<BodyPages>>,
 }
 
 impl Store {
@@ -90,16 +87,7 @@ impl Store {
             next_generation: AtomicU64::new(1),
             hooks: OnceLock::new(),
             on_evict,
-            pages: None,
         }
-    }
-
-    /// The same store, keeping the bodies it stores of [`body_pages::MIN_BODY`] bytes and more in `pages`.
-    ///
-    /// [`body_pages::MIN_BODY`]: super::body_pages::MIN_BODY
-    pub fn with_body_pages(mut self, pages: Option<Arc<BodyPages>>) -> Store {
-        self.pages = pages;
-        self
     }
 
     /// Attaches the store's observers (once; a second call is ignored and returns false).
@@ -236,12 +224,9 @@ impl Store {
 
     /// Stores a response fetched for a request with `request` headers. Returns false if it cannot be stored (too
     /// large, or `Vary: *`).
-    pub fn insert(&self, primary: &PrimaryKey, request: &HeaderMap, mut object: CachedObject) -> bool {
+    pub fn insert(&self, primary: &PrimaryKey, request: &HeaderMap, object: CachedObject) -> bool {
         if object.body.len() as u64 > self.max_object_size {
             return false;
-        }
-        if let Some(paged) = self.pages.as_ref().and_then(|pages| pages.adopt(&object.body)) {
-            object.body = paged;
         }
         let spec = VarySpec::from_response(&object.headers);
         let Some(key) = VariantKey::new(primary, &spec, request) else { return false };

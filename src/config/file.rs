@@ -51,7 +51,6 @@ pub struct ServerFile {
     pub header_read_timeout: Field<String>,
     pub idle_timeout: Field<String>,
     pub drain_timeout: Field<String>,
-    pub sendfile: Field<bool>,
 }
 
 /// One `[[server.tls]]` entry.

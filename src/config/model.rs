@@ -58,8 +58,6 @@ pub struct ServerConfig {
     /// On SIGTERM, in-flight requests get this long to finish before the process exits anyway.
     #[serde(serialize_with = "ser::duration")]
     pub drain_timeout: Duration,
-    /// Send large cached bodies to plain-HTTP clients with `sendfile` from a memory file (no copy on this core).
-    pub sendfile: bool,
 }
 
 /// One `[[server.tls]]` certificate entry. Paths are resolved against the config file's folder.
@@ -319,7 +317,6 @@ impl Config {
                 header_read_timeout: Duration::from_secs(10),
                 idle_timeout: Duration::from_secs(60),
                 drain_timeout: Duration::from_secs(30),
-                sendfile: true,
             },
             origin: OriginConfig {
                 url: Some(origin),

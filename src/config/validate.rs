@@ -140,7 +140,6 @@ fn server((pos, s): (usize, ServerFile), ck: &mut Checker<'_>) -> (ServerConfig,
         header_read_timeout: ck.duration(&s.header_read_timeout, "server.header_read_timeout", Duration::from_secs(10)),
         idle_timeout: ck.duration(&s.idle_timeout, "server.idle_timeout", Duration::from_secs(60)),
         drain_timeout: ck.duration(&s.drain_timeout, "server.drain_timeout", Duration::from_secs(30)),
-        sendfile: s.sendfile.as_ref().is_none_or(|v| *v.get_ref()),
     };
     (config, bound)
 }

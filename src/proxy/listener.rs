@@ -14,8 +14,6 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::pipeline::{ClientConn, Proxy};
-use super::sendfile_stream::SendfileStream;
-use crate::cache::BodyPages;
 use crate::config::ServerConfig;
 
 /// The request-head field limit hyper applies when none is configured.
@@ -55,8 +53,7 @@ impl ConnectionBuilder {
 
 /// Where connections come from and how they are wrapped.
 pub enum Transport {
-    /// Plain TCP; bodies in the memory file, if there is one, are sent with `sendfile`.
-    Plain(Option<Arc<BodyPages>>),
+    Plain,
     Tls(TlsAcceptor),
 }
 
@@ -71,7 +68,7 @@ pub async fn accept_loop(
     shutdown: CancellationToken,
 ) {
     let kind = match transport {
-        Transport::Plain(_) => "http",
+        Transport::Plain => "http",
         Transport::Tls(_) => "https",
     };
     loop {
@@ -93,28 +90,22 @@ pub async fn accept_loop(
         let proxy = proxy.clone();
         let connections = connections.clone();
         let watcher = graceful.watcher();
-        let wrap = match &transport {
-            Transport::Plain(pages) => Wrap::Plain(pages.clone()),
-            Transport::Tls(acceptor) => Wrap::Tls(acceptor.clone()),
+        let acceptor = match &transport {
+            Transport::Plain => None,
+            Transport::Tls(acceptor) => Some(acceptor.clone()),
         };
         tokio::spawn(async move {
             let gauge = proxy.metrics.open_connections.with_label_values(&[kind]);
             gauge.inc();
-            serve_connection(stream, wrap, conn, proxy.clone(), connections, watcher).await;
+            serve_connection(stream, acceptor, conn, proxy.clone(), connections, watcher).await;
             gauge.dec();
         });
     }
 }
 
-/// How one accepted connection is wrapped before hyper serves it.
-enum Wrap {
-    Plain(Option<Arc<BodyPages>>),
-    Tls(TlsAcceptor),
-}
-
 async fn serve_connection(
     stream: TcpStream,
-    wrap: Wrap,
+    acceptor: Option<TlsAcceptor>,
     conn: ClientConn,
     proxy: Arc<Proxy>,
     connections: ConnectionBuilder,
@@ -125,17 +116,12 @@ async fn serve_connection(
         let proxy = proxy.clone();
         async move { Ok::<_, Infallible>(proxy.handle(request, conn).await) }
     });
-    let result = match wrap {
-        Wrap::Plain(None) => {
+    let result = match acceptor {
+        None => {
             let connection = connections.builder.serve_connection(TokioIo::new(stream), service).into_owned();
             watcher.watch(connection).await
         }
-        Wrap::Plain(Some(pages)) => {
-            let stream = SendfileStream::new(stream, pages);
-            let connection = connections.builder.serve_connection(TokioIo::new(stream), service).into_owned();
-            watcher.watch(connection).await
-        }
-        Wrap::Tls(acceptor) => {
+        Some(acceptor) => {
             let handshake = tokio::time::timeout(connections.handshake_timeout, acceptor.accept(stream)).await;
             let tls = match handshake {
                 Ok(Ok(tls)) => tls,

@@ -11,7 +11,6 @@ pub mod pipeline;
 pub mod probe;
 pub mod range;
 pub mod respond;
-pub mod sendfile_stream;
 pub mod served;
 mod throttled;
 pub mod upstream;
