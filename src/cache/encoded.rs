@@ -14,7 +14,7 @@ use bytes::Bytes;
 use once_cell::race::OnceBox;
 
 use super::object::CachedObject;
-use crate::compress::Coding;
+use crate::compress::{Coding, HeadVerdict};
 
 /// One slot per coding, each written once.
 type Slots = [OnceLock<Bytes>; 3];
@@ -57,7 +57,7 @@ impl VariantCell {
 
     /// What a response served from an object with this cell and `body` carries for the encode step.
     pub fn handle(&self, body: &Bytes) -> EncodedVariants {
-        EncodedVariants { slots: self.0.get().cloned(), body: body.clone() }
+        EncodedVariants { slots: self.0.get().cloned(), body: body.clone(), verdict: 0 }
     }
 }
 
@@ -69,9 +69,22 @@ const SLOTS_BYTES: usize = 144 + 32;
 pub struct EncodedVariants {
     slots: Option<Arc<Slots>>,
     body: Bytes,
+    /// The encode step's verdict on the object's head, as kept with it (`RenderedHead::verdict`); 0: none yet.
+    verdict: u8,
 }
 
 impl EncodedVariants {
+    /// The same handle, carrying the verdict kept with the object's head (`RenderedHead::verdict`).
+    pub fn with_verdict(mut self, verdict: u8) -> EncodedVariants {
+        self.verdict = verdict;
+        self
+    }
+
+    /// The encode step's verdict on the head of the object the response was served from, if it was worked out.
+    pub fn verdict(&self) -> Option<HeadVerdict> {
+        HeadVerdict::from_byte(self.verdict)
+    }
+
     /// The body in `coding`, if it was made when the response was served.
     pub fn get(&self, coding: Coding) -> Option<&Bytes> {
         self.slots.as_ref()?[coding.index()].get()

@@ -7,10 +7,12 @@ pub mod encoder;
 pub mod negotiate;
 pub mod representation;
 pub mod rules;
+pub mod verdict;
 
 pub use coding::{BodyCoding, Coding};
 pub use encoder::{CodedBody, Levels, Meter, Transcode};
 pub use negotiate::AcceptEncoding;
+pub use verdict::HeadVerdict;
 
 use crate::config::CompressionConfig;
 use rules::MediaTypes;

@@ -31,17 +31,14 @@ pub const DEFAULT_TYPES: &[&str] = &[
 /// event by event, and a compressor holds bytes back until it has enough of them.
 const NEVER: &[&str] = &["text/event-stream"];
 
-/// The media types to compress, by kind of entry, lowercase: exact `type/subtype` entries (sorted, for a binary
-/// search), `type/*` entries (the type with its slash) and `+suffix` entries.
+/// The media types to compress, by kind of entry, lowercase: exact `type/subtype` entries (sorted, without
+/// duplicates), `type/*` entries (the type with its slash) and `+suffix` entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaTypes {
     exact: Vec<String>,
     types: Vec<String>,
     suffixes: Vec<String>,
 }
-
-/// Longest `Content-Type` essence lowercased on the stack; a longer one is lowercased on the heap.
-const ESSENCE_ON_STACK: usize = 96;
 
 impl MediaTypes {
     /// From `compression.types` entries (validated: `type/subtype`, `type/*` or `+suffix`), case-insensitive.
@@ -62,27 +59,23 @@ impl MediaTypes {
     }
 
     /// Whether a `Content-Type` value names a type to compress (parameters such as `charset` are ignored).
+    /// It runs for every answer to a GET: entries are compared in place, case-insensitively, most of them
+    /// settled by their length alone.
     pub fn matches(&self, content_type: &str) -> bool {
-        let essence = content_type.split(';').next().unwrap_or_default().trim().as_bytes();
-        if essence.len() <= ESSENCE_ON_STACK {
-            // No allocation: this runs for every answer to a GET.
-            let mut buf = [0u8; ESSENCE_ON_STACK];
-            let lower = &mut buf[..essence.len()];
-            lower.copy_from_slice(essence);
-            lower.make_ascii_lowercase();
-            self.matches_lowercase(lower)
-        } else {
-            self.matches_lowercase(&essence.to_ascii_lowercase())
-        }
-    }
-
-    fn matches_lowercase(&self, essence: &[u8]) -> bool {
-        if essence.is_empty() || NEVER.iter().any(|never| essence == never.as_bytes()) {
+        let value = content_type.as_bytes();
+        let essence = value[..value.iter().position(|&b| b == b';').unwrap_or(value.len())].trim_ascii();
+        if essence.is_empty() || NEVER.iter().any(|never| essence.eq_ignore_ascii_case(never.as_bytes())) {
             return false;
         }
-        self.exact.binary_search_by(|e| e.as_bytes().cmp(essence)).is_ok()
-            || self.types.iter().any(|t| essence.starts_with(t.as_bytes()))
-            || (essence.contains(&b'/') && self.suffixes.iter().any(|s| essence.ends_with(s.as_bytes())))
+        let starts_with =
+            |part: &str| essence.get(..part.len()).is_some_and(|p| p.eq_ignore_ascii_case(part.as_bytes()));
+        let ends_with = |part: &str| {
+            let from = essence.len().checked_sub(part.len());
+            from.is_some_and(|from| essence[from..].eq_ignore_ascii_case(part.as_bytes()))
+        };
+        self.exact.iter().any(|e| e.len() == essence.len() && essence.eq_ignore_ascii_case(e.as_bytes()))
+            || self.types.iter().any(|t| starts_with(t))
+            || (essence.contains(&b'/') && self.suffixes.iter().any(|s| ends_with(s)))
     }
 }
 

@@ -28,7 +28,7 @@ use super::upstream::{Upstream, UpstreamBody, UpstreamError};
 use crate::cache::{CachedObject, Lookup, PrimaryKey, Store, VariantKey};
 use crate::cluster::Cluster;
 use crate::coalesce::Coalescer;
-use crate::compress::Compression;
+use crate::compress::{Compression, HeadVerdict};
 use crate::metrics::Metrics;
 use crate::policy::conditional::{
     Precondition, add_revalidation_headers, evaluate_for_stored, merge_not_modified, not_modified_selects,
@@ -196,7 +196,7 @@ impl Proxy {
         let method = request.method().clone();
         let version = request.version();
         let wants = self.negotiate(&mut request, conn);
-        let observed = Observed::start(&request, conn.peer, &self.node_id, self.access_log);
+        let observed = Observed::start(&request, started, conn.peer, &self.node_id, self.access_log);
         let from_peer = self.admit_peer(&mut request);
         let to_client = from_peer.is_none();
         // What can be answered from memory (errors, hot copies, fresh and stale-while-revalidate hits) is answered
@@ -336,8 +336,8 @@ impl Proxy {
         }
     }
 
-    /// A hit on the object stored at `key`: the answer, and the object's weight charged anew when this hit made
-    /// its ready-made response head.
+    /// A hit on the object stored at `key`: the answer, and, when this hit made the object's ready-made response
+    /// head, the object's weight charged anew and the encode step's verdict on the head kept with it.
     fn answer_hit<B>(
         &self,
         request: &Request<B>,
@@ -348,6 +348,9 @@ impl Proxy {
         let rendered_before = object.rendered.is_made();
         let answer = self.answer_from_cache(request, object, now);
         if !rendered_before && object.rendered.is_made() {
+            let len = Some(object.body.len() as u64);
+            let verdict = HeadVerdict::of(&self.compression, object.status, &object.headers.to_map(), len);
+            object.rendered.set_verdict(verdict.to_byte());
             self.store.reweigh(key, object);
         }
         answer

@@ -25,10 +25,12 @@ pub fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
 pub fn from_cache(object: &CachedObject, method: &Method, now: SystemTime) -> Response<ProxyBody> {
     // The encode step keeps what it encodes from this body with the object (and serves what it kept).
     let body = (method != Method::HEAD).then(|| object.body.clone());
-    let mut response = Response::new(ProxyBody::stored(body, object.encoded.handle(&object.body)));
+    let fields = object.rendered.fields(&object.headers);
+    let variants = object.encoded.handle(&object.body).with_verdict(object.rendered.verdict());
+    let mut response = Response::new(ProxyBody::stored(body, variants));
     *response.status_mut() = object.status;
     let headers = response.headers_mut();
-    *headers = object.rendered.fields(&object.headers);
+    *headers = fields;
     set_age(headers, object, now);
     response
 }
@@ -59,7 +61,8 @@ const CACHE_STATUS: header::HeaderName = header::HeaderName::from_static("cache-
 pub fn decorate(headers: &mut HeaderMap, status: &CacheStatus, node_id: &str, via: &HeaderValue) {
     let value = ENTRY_TEXT.with_borrow_mut(|combined| {
         combined.clear();
-        if let Some(previous) = headers.get(&CACHE_STATUS) {
+        // An empty value is an empty list: the placeholder a kept head holds (`RenderedHead`), or nothing.
+        if let Some(previous) = headers.get(&CACHE_STATUS).filter(|previous| !previous.is_empty()) {
             combined.extend_from_slice(previous.as_bytes());
             combined.extend_from_slice(b", ");
         }
@@ -75,7 +78,16 @@ pub fn decorate(headers: &mut HeaderMap, status: &CacheStatus, node_id: &str, vi
     if let Ok(value) = value {
         headers.insert(CACHE_STATUS, value);
     }
-    headers.append(header::VIA, via.clone());
+    match headers.entry(header::VIA) {
+        // A placeholder (or an empty list): written over, so the map does not grow.
+        header::Entry::Occupied(mut entry) if entry.get().is_empty() && entry.iter().count() == 1 => {
+            entry.insert(via.clone());
+        }
+        header::Entry::Occupied(mut entry) => entry.append(via.clone()),
+        header::Entry::Vacant(entry) => {
+            entry.insert(via.clone());
+        }
+    }
 }
 
 thread_local! {
@@ -85,3 +97,46 @@ thread_local! {
 
 /// Capacity of the per-thread `Cache-Status` buffer that is kept between answers.
 const ENTRY_TEXT_KEPT: usize = 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decorated(pairs: &[(&'static str, &'static str)]) -> Vec<(String, String)> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        decorate(&mut headers, &CacheStatus::hit(60), "edge-1", &HeaderValue::from_static("1.1 edge-1"));
+        let mut fields: Vec<_> = headers
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or_default().to_string()))
+            .collect();
+        fields.sort();
+        fields
+    }
+
+    #[test]
+    fn placeholders_are_written_over_as_if_there_were_none() {
+        let bare = decorated(&[]);
+        assert_eq!(bare.len(), 2, "{bare:?}");
+        assert_eq!(bare[0].0, "cache-status");
+        assert!(bare[0].1.starts_with("edge-1; hit"), "{bare:?}");
+        assert_eq!(bare[1], ("via".to_string(), "1.1 edge-1".to_string()));
+        assert_eq!(decorated(&[("cache-status", ""), ("via", "")]), bare);
+    }
+
+    #[test]
+    fn upstream_entries_come_first() {
+        let fields = decorated(&[("cache-status", "shield; hit"), ("via", "1.1 shield")]);
+        assert!(fields[0].1.starts_with("shield; hit, edge-1; hit"), "{fields:?}");
+        let mut headers = HeaderMap::new();
+        headers.append(header::VIA, HeaderValue::from_static("1.1 shield"));
+        decorate(&mut headers, &CacheStatus::hit(60), "edge-1", &HeaderValue::from_static("1.1 edge-1"));
+        let via: Vec<_> = headers.get_all(header::VIA).iter().collect();
+        assert_eq!(via, ["1.1 shield", "1.1 edge-1"]);
+        // Two upstream entries, the first of them empty: both kept, ours after them.
+        let fields = decorated(&[("via", ""), ("via", "1.1 shield")]);
+        assert_eq!(fields.iter().filter(|(name, _)| name == "via").count(), 3, "{fields:?}");
+    }
+}

@@ -92,8 +92,14 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// Starts observing `request` from `client` at `node`; `access_log` is `log.access`.
-    pub fn start<B>(request: &Request<B>, client: SocketAddr, node: &str, access_log: bool) -> Observed {
+    /// Starts observing `request` from `client` at `node`, received at `started`; `access_log` is `log.access`.
+    pub fn start<B>(
+        request: &Request<B>,
+        started: Instant,
+        client: SocketAddr,
+        node: &str,
+        access_log: bool,
+    ) -> Observed {
         let access = access_enabled(access_log).then(|| {
             let host = super::pipeline::request_host(request).unwrap_or("-").to_string();
             let uri = request.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_string();
@@ -104,16 +110,7 @@ impl Observed {
         let span =
             tracing::debug_span!("request", node, client = %client, method = %method, path = request.uri().path());
         let timing = access.is_some().then(|| Arc::new(UpstreamTiming::default()));
-        Observed {
-            started: Instant::now(),
-            client,
-            method,
-            version: request.version(),
-            access,
-            info: access_log,
-            timing,
-            span,
-        }
+        Observed { started, client, method, version: request.version(), access, info: access_log, timing, span }
     }
 
     /// Runs the pipeline's synchronous part in the request's span.

@@ -19,7 +19,7 @@ use super::{ClientConn, Proxy, content_length, request_host};
 use crate::cache::{CachedObject, EncodedVariants, Lookup, PrimaryKey, Store};
 use crate::compress::encoder::OnComplete;
 use crate::compress::representation::{none_match, set_transformed, transformed_etag, vary_on_accept_encoding};
-use crate::compress::{AcceptEncoding, BodyCoding, CodedBody, Coding, Meter, Transcode, negotiate, rules};
+use crate::compress::{AcceptEncoding, BodyCoding, CodedBody, Coding, HeadVerdict, Meter, Transcode, negotiate, rules};
 use crate::policy::CacheStatus;
 use crate::policy::conditional::NOT_MODIFIED_FIELDS;
 use crate::proxy::body::ProxyBody;
@@ -92,18 +92,19 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let Some(wants) = wants else { return response };
         let (mut head, body) = response.into_parts();
-        let from = match BodyCoding::of(&head.headers) {
+        let c = &self.compression;
+        // An answer from the cache brings the verdict on its stored head, worked out on the object's first hit.
+        let verdict = body.stored_variants().and_then(EncodedVariants::verdict).unwrap_or_else(|| {
+            let len = body.size_hint().exact().filter(|&n| n > 0).or_else(|| content_length(&head.headers));
+            HeadVerdict::of(c, head.status, &head.headers, len)
+        });
+        let from = match verdict.from {
             BodyCoding::Identity => None,
             BodyCoding::Known(coding) => Some(coding),
             BodyCoding::Other => return Response::from_parts(head, body),
         };
-        let len = body.size_hint().exact().filter(|&n| n > 0).or_else(|| content_length(&head.headers));
-        let transformable = head.status == StatusCode::OK
-            && !wants.no_transform
-            && !rules::no_transform(&head.headers)
-            && !head.headers.contains_key(header::CONTENT_RANGE);
-        let c = &self.compression;
-        let compressible = transformable && rules::compressible_content(&c.types, c.min_size, &head.headers, len);
+        let transformable = verdict.transformable && !wants.no_transform;
+        let compressible = transformable && verdict.compressible;
         if !(compressible || (transformable && from.is_some())) {
             return Response::from_parts(head, body);
         }
