@@ -19,8 +19,8 @@ pub enum Screened {
 
 /// Observers of the store. Calls are made on the request's own thread: keep them short.
 pub trait StoreHooks: Send + Sync {
-    /// An object found by a lookup, before the lookup returns it.
-    fn screen(&self, key: &VariantKey, object: &Arc<CachedObject>) -> Screened;
+    /// An object found by a lookup at the key whose text is `key`, before the lookup returns it.
+    fn screen(&self, key: &str, object: &Arc<CachedObject>) -> Screened;
 
     /// An object was stored under `key` (one larger than a shard of the store holds leaves at once, `size`).
     fn stored(&self, key: &VariantKey, object: &CachedObject);

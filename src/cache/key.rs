@@ -79,9 +79,34 @@ impl VarySpec {
 
 /// The full key of one stored variant: the primary key plus, when the response varies, the request's
 /// normalised values of each varying field. A `Box<str>` (16 B, and exactly as long as the text) rather than a
-/// `String`: the store keeps one per entry.
+/// `String`: the store keeps one per entry. It hashes and compares as its text, so the store can be searched
+/// with a borrowed `&str` (a primary key's text) without making a key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VariantKey(Box<str>);
+
+impl std::borrow::Borrow<str> for VariantKey {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where a lookup found its object: at the URL's primary key (a response that does not vary: the lookup made no
+/// key, since a hit seldom needs one), or at a variant key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FoundAt {
+    Primary,
+    Variant(VariantKey),
+}
+
+impl FoundAt {
+    /// The key the object is stored at, for a request to `primary`.
+    pub fn key(&self, primary: &PrimaryKey) -> VariantKey {
+        match self {
+            FoundAt::Primary => VariantKey::primary(primary),
+            FoundAt::Variant(key) => key.clone(),
+        }
+    }
+}
 
 impl VariantKey {
     /// The key of a URL's primary slot: the object itself when the response does not vary, else its vary record.
@@ -123,6 +148,11 @@ impl VariantKey {
     /// The key as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The key whose text is `text`.
+    pub(super) fn from_text(text: &str) -> VariantKey {
+        VariantKey(text.into())
     }
 }
 
@@ -199,6 +229,19 @@ mod tests {
         let mut d = HeaderMap::new();
         d.insert("accept-language", HeaderValue::from_static(" en ,\tfr "));
         assert_eq!(ka, VariantKey::new(&primary, &spec, &d));
+    }
+
+    #[test]
+    fn a_key_hashes_and_compares_as_its_text() {
+        use std::hash::BuildHasher;
+        let primary = PrimaryKey::new("http", "h", &Uri::from_static("/p?q"));
+        let key = VariantKey::primary(&primary);
+        let hasher = std::collections::hash_map::RandomState::new();
+        assert_eq!(hasher.hash_one(&key), hasher.hash_one(primary.as_str()));
+        let borrowed: &str = std::borrow::Borrow::borrow(&key);
+        assert_eq!(borrowed, primary.as_str());
+        assert_eq!(FoundAt::Primary.key(&primary), key);
+        assert_eq!(FoundAt::Variant(key.clone().in_generation(3)).key(&primary), key.in_generation(3));
     }
 
     #[test]

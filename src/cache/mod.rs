@@ -14,7 +14,7 @@ pub mod stored_freshness;
 pub use encoded::{EncodedVariants, VariantCell};
 pub use fields::{Fields, StoredFields};
 pub use hooks::{Screened, StoreHooks};
-pub use key::{PrimaryKey, VariantKey, VarySpec};
+pub use key::{FoundAt, PrimaryKey, VariantKey, VarySpec};
 pub use object::CachedObject;
 pub use rendered_head::RenderedHead;
 pub use store::{EvictionHook, Lookup, Store};

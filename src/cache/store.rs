@@ -13,14 +13,14 @@ use http::HeaderMap;
 use quick_cache::sync::{EntryAction, EntryResult};
 
 use super::hooks::{Screened, StoreHooks};
-use super::key::{PrimaryKey, VariantKey, VarySpec};
+use super::key::{FoundAt, PrimaryKey, VariantKey, VarySpec};
 use super::object::CachedObject;
 use super::slots::{self, Clock, Held, Map, Slot, VaryRecord};
 
 /// What the store holds for a request.
 pub enum Lookup {
-    /// A stored variant matches.
-    Found(VariantKey, Arc<CachedObject>),
+    /// A stored variant matches (at the URL's primary key or at a variant key).
+    Found(FoundAt, Arc<CachedObject>),
     /// Nothing for this URL.
     UriMiss(VariantKey),
     /// The URL has stored variants, but not the one this request selects.
@@ -135,7 +135,7 @@ impl Store {
     }
 
     /// Removes `slot` from `key` if the key still holds that very slot.
-    fn remove_if_same(&self, key: &VariantKey, slot: &Slot, cause: Cause) -> bool {
+    fn remove_if_same(&self, key: &str, slot: &Slot, cause: Cause) -> bool {
         match self.slots.remove_if(key, |held| slot.is_in(held)) {
             Some((key, held)) => {
                 self.left(&key, &held, cause);
@@ -146,7 +146,7 @@ impl Store {
     }
 
     /// The slot at `key`, unless it expired (then it is removed).
-    fn get(&self, key: &VariantKey) -> Option<Slot> {
+    fn get(&self, key: &str) -> Option<Slot> {
         let held = self.slots.get(key)?;
         if held.expires() > self.clock.now() {
             return Some(held.into_slot());
@@ -156,14 +156,24 @@ impl Store {
     }
 
     /// The found object at `key` as the hooks screen it; `miss` is the lookup's answer if it must not be served.
-    fn screened(&self, key: VariantKey, object: Arc<CachedObject>, miss: fn(VariantKey) -> Lookup) -> Lookup {
-        let Some(hooks) = self.hooks.get() else { return Lookup::Found(key, object) };
-        match hooks.screen(&key, &object) {
-            Screened::Keep => Lookup::Found(key, object),
-            Screened::Replace(object) => Lookup::Found(key, object),
+    fn screened(
+        &self,
+        primary: &PrimaryKey,
+        at: FoundAt,
+        object: Arc<CachedObject>,
+        miss: fn(VariantKey) -> Lookup,
+    ) -> Lookup {
+        let Some(hooks) = self.hooks.get() else { return Lookup::Found(at, object) };
+        let key = match &at {
+            FoundAt::Primary => primary.as_str(),
+            FoundAt::Variant(key) => key.as_str(),
+        };
+        match hooks.screen(key, &object) {
+            Screened::Keep => Lookup::Found(at, object),
+            Screened::Replace(object) => Lookup::Found(at, object),
             Screened::Remove => {
-                self.remove_if_same(&key, &Slot::Object(object), Cause::Explicit);
-                miss(key)
+                self.remove_if_same(key, &Slot::Object(object), Cause::Explicit);
+                miss(VariantKey::from_text(key))
             }
         }
     }
@@ -207,17 +217,21 @@ impl Store {
 
     /// Finds the variant a request selects.
     pub fn lookup(&self, primary: &PrimaryKey, request: &HeaderMap) -> Lookup {
-        let primary_key = VariantKey::primary(primary);
-        let record = match self.get(&primary_key) {
-            None => return Lookup::UriMiss(primary_key),
-            Some(Slot::Object(object)) => return self.screened(primary_key, object, Lookup::UriMiss),
+        // Searched by the primary key's text: a hit on a URL that does not vary makes no key.
+        let record = match self.get(primary.as_str()) {
+            None => return Lookup::UriMiss(VariantKey::primary(primary)),
+            Some(Slot::Object(object)) => {
+                return self.screened(primary, FoundAt::Primary, object, Lookup::UriMiss);
+            }
             Some(Slot::Vary(record)) => record,
         };
         // `Vary: *` is never stored (policy refuses it), so a vary record always names fields.
-        let Some(key) = VariantKey::new(primary, &record.spec, request) else { return Lookup::UriMiss(primary_key) };
+        let Some(key) = VariantKey::new(primary, &record.spec, request) else {
+            return Lookup::UriMiss(VariantKey::primary(primary));
+        };
         let key = key.in_generation(record.generation);
-        match self.get(&key) {
-            Some(Slot::Object(object)) => self.screened(key, object, Lookup::VaryMiss),
+        match self.get(key.as_str()) {
+            Some(Slot::Object(object)) => self.screened(primary, FoundAt::Variant(key), object, Lookup::VaryMiss),
             _ => Lookup::VaryMiss(key),
         }
     }
@@ -231,7 +245,7 @@ impl Store {
         let spec = VarySpec::from_response(&object.headers);
         let Some(key) = VariantKey::new(primary, &spec, request) else { return false };
         let primary_key = VariantKey::primary(primary);
-        let current = self.get(&primary_key);
+        let current = self.get(primary_key.as_str());
         if spec == VarySpec::None {
             // The URL stops varying: the object takes the record's place, and the record's variants go.
             if let Some(Slot::Vary(record)) = current {
@@ -298,7 +312,7 @@ impl Store {
         for (key, held) in self.slots.iter() {
             if let Held::Object { object, .. } = &held
                 && matches(&key, object)
-                && self.remove_if_same(&key, &Slot::Object(object.clone()), Cause::Explicit)
+                && self.remove_if_same(key.as_str(), &Slot::Object(object.clone()), Cause::Explicit)
             {
                 removed += 1;
             }
@@ -418,7 +432,7 @@ mod tests {
     struct Recorder(Arc<Told>);
 
     impl StoreHooks for Recorder {
-        fn screen(&self, _: &VariantKey, _: &Arc<CachedObject>) -> Screened {
+        fn screen(&self, _: &str, _: &Arc<CachedObject>) -> Screened {
             Screened::Keep
         }
 
@@ -479,6 +493,10 @@ mod tests {
         store.insert(&url, &lang("de"), object("de", Some("accept-language")));
         store.insert(&other, &lang("fr"), object("other", Some("accept-language")));
         assert_eq!(body_of(store.lookup(&url, &lang("de"))).as_deref(), Some("de"));
+        let Lookup::Found(FoundAt::Variant(key), _) = store.lookup(&url, &lang("de")) else {
+            panic!("a variant is found at its variant key")
+        };
+        assert!(key.as_str().starts_with(url.as_str()) && key.as_str().contains("accept-language:de"), "{key:?}");
 
         assert!(store.invalidate_uri(&url));
         assert!(matches!(store.lookup(&url, &lang("fr")), Lookup::UriMiss(_)));
@@ -498,7 +516,9 @@ mod tests {
         let store = store();
         let url = PrimaryKey::new("http", "h", &Uri::from_static("/e"));
         store.insert(&url, &HeaderMap::new(), object("plain", None));
-        let Lookup::Found(key, found) = store.lookup(&url, &HeaderMap::new()) else { panic!("stored") };
+        let Lookup::Found(at, found) = store.lookup(&url, &HeaderMap::new()) else { panic!("stored") };
+        assert_eq!(at, FoundAt::Primary, "a response that does not vary is found at its URL's key");
+        let key = at.key(&url);
         store.run_pending_tasks();
         let before = store.weighted_bytes();
         assert!(found.encoded.set(crate::compress::Coding::Br, vec![0u8; 1000].into()));
@@ -577,7 +597,8 @@ mod tests {
         let (store, told) = watched(1 << 20, 1 << 16);
         store.insert(&url("/r"), &HeaderMap::new(), object("one", None));
         store.insert(&url("/r"), &HeaderMap::new(), object("two", None));
-        let Lookup::Found(key, _) = store.lookup(&url("/r"), &HeaderMap::new()) else { panic!("stored") };
+        let Lookup::Found(at, _) = store.lookup(&url("/r"), &HeaderMap::new()) else { panic!("stored") };
+        let key = at.key(&url("/r"));
         store.replace(key.clone(), object("three", None));
         store.remove(&key);
         store.insert(&url("/r"), &HeaderMap::new(), object("four", None));
@@ -611,7 +632,8 @@ mod tests {
     fn reweigh_leaves_an_object_that_took_the_place_alone() {
         let store = store();
         store.insert(&url("/w"), &HeaderMap::new(), object("old", None));
-        let Lookup::Found(key, old) = store.lookup(&url("/w"), &HeaderMap::new()) else { panic!("stored") };
+        let Lookup::Found(at, old) = store.lookup(&url("/w"), &HeaderMap::new()) else { panic!("stored") };
+        let key = at.key(&url("/w"));
         store.insert(&url("/w"), &HeaderMap::new(), object("new", None));
         let before = store.weighted_bytes();
         assert!(old.encoded.set(crate::compress::Coding::Gzip, vec![0u8; 1000].into()));

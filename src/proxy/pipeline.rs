@@ -25,7 +25,7 @@ use super::respond;
 use super::served::{Observed, ServedBody};
 use super::throttled::{ClientStage, client_throttled, holding, may_stand_in_when_busy, origin_busy};
 use super::upstream::{Upstream, UpstreamBody, UpstreamError};
-use crate::cache::{CachedObject, Lookup, PrimaryKey, Store, VariantKey};
+use crate::cache::{CachedObject, FoundAt, Lookup, PrimaryKey, Store, VariantKey};
 use crate::cluster::Cluster;
 use crate::coalesce::Coalescer;
 use crate::compress::{Compression, HeadVerdict};
@@ -268,16 +268,17 @@ impl Proxy {
         let directives = RequestDirectives::of(request.headers());
         let now = SystemTime::now();
         match self.store.lookup(&primary, request.headers()) {
-            Lookup::Found(key, object) => {
+            Lookup::Found(at, object) => {
                 // Read once: the object keeps it compactly.
                 let freshness = object.freshness();
                 match directives.usability(&freshness, now) {
                     Usability::Fresh => {
                         let status = CacheStatus::hit(freshness.ttl_secs(now));
-                        Step::Answered((self.answer_hit(&request, &key, &object, now), status))
+                        Step::Answered((self.answer_hit(&request, &primary, &at, &object, now), status))
                     }
                     Usability::StaleWhileRevalidate => {
-                        let answer = self.answer_hit(&request, &key, &object, now);
+                        let answer = self.answer_hit(&request, &primary, &at, &object, now);
+                        let key = at.key(&primary);
                         self.refresh_in_background(&request, conn, primary, key, object.clone());
                         let status = CacheStatus { stale: true, ..CacheStatus::hit(freshness.ttl_secs(now)) };
                         Step::Answered((answer, status))
@@ -290,6 +291,7 @@ impl Proxy {
                     }
                     Usability::Revalidate => {
                         let reason = directives.forward_reason(&freshness, now);
+                        let key = at.key(&primary);
                         Step::Revalidate { request, conn, primary, key, object, reason }
                     }
                 }
@@ -336,12 +338,13 @@ impl Proxy {
         }
     }
 
-    /// A hit on the object stored at `key`: the answer, and, when this hit made the object's ready-made response
+    /// A hit on the object a request to `primary` found `at`: the answer, and, when this hit made the object's ready-made response
     /// head, the object's weight charged anew and the encode step's verdict on the head kept with it.
     fn answer_hit<B>(
         &self,
         request: &Request<B>,
-        key: &VariantKey,
+        primary: &PrimaryKey,
+        at: &FoundAt,
         object: &Arc<CachedObject>,
         now: SystemTime,
     ) -> Response<ProxyBody> {
@@ -351,7 +354,7 @@ impl Proxy {
             let len = Some(object.body.len() as u64);
             let verdict = HeadVerdict::of(&self.compression, object.status, &object.headers.to_map(), len);
             object.rendered.set_verdict(verdict.to_byte());
-            self.store.reweigh(key, object);
+            self.store.reweigh(&at.key(primary), object);
         }
         answer
     }

@@ -54,7 +54,7 @@ fn stale_copy(object: &CachedObject, since_ms: u64, must_revalidate: bool) -> Ca
 pub(super) struct ScreenOnly(pub(super) Arc<Screen>);
 
 impl StoreHooks for ScreenOnly {
-    fn screen(&self, key: &VariantKey, object: &Arc<CachedObject>) -> Screened {
+    fn screen(&self, key: &str, object: &Arc<CachedObject>) -> Screened {
         self.0.screen(key, object)
     }
 
@@ -64,7 +64,7 @@ impl StoreHooks for ScreenOnly {
 }
 
 impl StoreHooks for Screen {
-    fn screen(&self, key: &VariantKey, object: &Arc<CachedObject>) -> Screened {
+    fn screen(&self, key: &str, object: &Arc<CachedObject>) -> Screened {
         let unsynced = self.liveness.unsynced_before();
         let floor = self.revalidate_before.load(Ordering::Relaxed);
         let Ok(clock) = self.clock.read() else { return Screened::Keep };
@@ -74,7 +74,7 @@ impl StoreHooks for Screen {
         let origin = origin_ms(object);
         let tagged = clock.has_tags() && tags::has_tags(&object.headers);
         let tags = tagged.then(|| tags::iter(&object.headers)).into_iter().flatten();
-        match clock.verdict(&KeyParts::of(key.as_str()), tags, origin) {
+        match clock.verdict(&KeyParts::of(key), tags, origin) {
             Verdict::Purged => Screened::Remove,
             Verdict::StaleSince(at) => Screened::Replace(Arc::new(stale_copy(object, at, false))),
             Verdict::Valid => {

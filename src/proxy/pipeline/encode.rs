@@ -171,13 +171,13 @@ fn keeper(
     fetched: Fetched,
 ) -> OnComplete {
     Box::new(move |encoded: Bytes, raw_len: u64| {
-        let Lookup::Found(key, object) = store.lookup(&primary, &request) else { return };
+        let Lookup::Found(at, object) = store.lookup(&primary, &request) else { return };
         let ours = match &hit {
             Some(variants) => variants.is_of(&object),
             None => fetched.is(&object, raw_len),
         };
         if ours && object.encoded.set(to, encoded) {
-            store.reweigh(&key, &object);
+            store.reweigh(&at.key(&primary), &object);
         }
     })
 }
