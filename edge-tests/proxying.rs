@@ -122,3 +122,58 @@ async fn a_client_that_sends_its_head_too_slowly_is_disconnected() {
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(origin.hits(), 0);
 }
+
+#[tokio::test]
+async fn a_slow_answer_is_spared_and_a_connection_left_idle_is_closed_after_the_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The origin takes longer than both timeouts to answer: the request is in flight all that time.
+    let origin = TestOrigin::start(|_, _| Reply::ok("late", &[]).delayed(Duration::from_millis(1000))).await;
+    let node = TestNode::start(&origin, |config| {
+        config.server.header_read_timeout = Duration::from_millis(400);
+        config.server.idle_timeout = Duration::from_millis(800);
+    })
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(node.handle.http_addrs[0]).await.expect("connect");
+    stream.write_all(b"GET /slow-answer HTTP/1.1\r\nHost: a\r\n\r\n").await.expect("head");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.ends_with(b"late") {
+        let n =
+            tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.expect("answer").expect("read");
+        assert!(n > 0, "closed before the answer: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    // Then the connection sits idle: it is closed after the idle timeout, not the (shorter) header one.
+    let idle = Instant::now();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.expect("closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "nothing more is sent");
+    let waited = idle.elapsed();
+    assert!(waited >= Duration::from_millis(780) && waited < Duration::from_millis(2500), "closed after {waited:?}");
+}
+
+#[tokio::test]
+async fn requests_that_keep_coming_keep_a_connection_open_past_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = TestOrigin::start(|_, _| Reply::ok("x", &[("cache-control", "max-age=60")])).await;
+    let node = TestNode::start(&origin, |config| config.server.header_read_timeout = Duration::from_millis(300)).await;
+    // One connection, a request every 100 ms for four timeouts: never quiet for a whole timeout.
+    let mut stream = tokio::net::TcpStream::connect(node.handle.http_addrs[0]).await.expect("connect");
+    let started = Instant::now();
+    let mut answered = 0;
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < Duration::from_millis(1200) {
+        stream.write_all(b"GET /steady HTTP/1.1\r\nHost: a\r\n\r\n").await.expect("head");
+        let mut answer = Vec::new();
+        while !answer.ends_with(b"\r\n\r\nx") {
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.expect("answer");
+            let n = read.expect("read");
+            assert!(n > 0, "closed after {answered} answers, {:?} in", started.elapsed());
+            answer.extend_from_slice(&buf[..n]);
+        }
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+        answered += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered >= 8, "{answered} answers");
+}

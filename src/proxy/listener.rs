@@ -1,5 +1,5 @@
 //! Accepting client connections: plain HTTP/1.1 + h2c, or TLS (HTTP/1.1 + h2 by ALPN), served by hyper with the
-//! request-head limits (431), the slow-header timeout, and graceful draining on shutdown.
+//! request-head limits (431), the slow-header guard (`head_watch.rs`), and graceful draining on shutdown.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use super::head_watch::{HeadWatch, Limits, WatchedBody, WatchedIo};
 use super::pipeline::{ClientConn, Proxy};
 use crate::config::ServerConfig;
 
@@ -23,7 +24,8 @@ const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 #[derive(Clone)]
 pub struct ConnectionBuilder {
     builder: Arc<auto::Builder<TokioExecutor>>,
-    handshake_timeout: Duration,
+    /// `server.header_read_timeout` and `server.idle_timeout`: for the TLS handshake and the connection's guard.
+    limits: Limits,
 }
 
 impl ConnectionBuilder {
@@ -34,7 +36,8 @@ impl ConnectionBuilder {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(server.header_read_timeout)
+            // The slow-header guard is ours (`HeadWatch`): hyper's arms a timer for every request head.
+            .header_read_timeout(None)
             .max_buf_size(head_limit)
             .keep_alive(true);
         if server.max_headers != HYPER_DEFAULT_MAX_HEADERS {
@@ -47,7 +50,8 @@ impl ConnectionBuilder {
             .max_header_list_size(u32::try_from(head_limit).unwrap_or(u32::MAX))
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(server.idle_timeout);
-        ConnectionBuilder { builder: Arc::new(builder), handshake_timeout: server.header_read_timeout }
+        let limits = Limits { header: server.header_read_timeout, idle: server.idle_timeout };
+        ConnectionBuilder { builder: Arc::new(builder), limits }
     }
 }
 
@@ -112,17 +116,36 @@ async fn serve_connection(
     watcher: Watcher,
 ) {
     let metrics = proxy.metrics.clone();
-    let service = service_fn(move |request| {
-        let proxy = proxy.clone();
-        async move { Ok::<_, Infallible>(proxy.handle(request, conn).await) }
+    let watch = HeadWatch::new();
+    let service = service_fn({
+        let watch = watch.clone();
+        move |request: hyper::Request<hyper::body::Incoming>| {
+            let in_flight = watch.request(request.version());
+            let proxy = proxy.clone();
+            async move {
+                let response = proxy.handle(request, conn).await;
+                Ok::<_, Infallible>(response.map(|body| WatchedBody::new(body, in_flight)))
+            }
+        }
     });
+    let slow_head = async {
+        watch.expired(connections.limits).await;
+        tracing::debug!(client = %conn.peer, "idle, or a request head too slow: closed");
+        Ok(())
+    };
     let result = match acceptor {
         None => {
-            let connection = connections.builder.serve_connection(TokioIo::new(stream), service).into_owned();
-            watcher.watch(connection).await
+            let connection = connections
+                .builder
+                .serve_connection(TokioIo::new(WatchedIo::new(stream, watch.clone())), service)
+                .into_owned();
+            tokio::select! {
+                result = watcher.watch(connection) => result,
+                result = slow_head => result,
+            }
         }
         Some(acceptor) => {
-            let handshake = tokio::time::timeout(connections.handshake_timeout, acceptor.accept(stream)).await;
+            let handshake = tokio::time::timeout(connections.limits.header, acceptor.accept(stream)).await;
             let tls = match handshake {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
@@ -136,8 +159,14 @@ async fn serve_connection(
                     return;
                 }
             };
-            let connection = connections.builder.serve_connection(TokioIo::new(tls), service).into_owned();
-            watcher.watch(connection).await
+            let connection = connections
+                .builder
+                .serve_connection(TokioIo::new(WatchedIo::new(tls, watch.clone())), service)
+                .into_owned();
+            tokio::select! {
+                result = watcher.watch(connection) => result,
+                result = slow_head => result,
+            }
         }
     };
     if let Err(error) = result {

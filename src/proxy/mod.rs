@@ -5,6 +5,7 @@ pub mod body;
 pub mod fetched_body;
 pub mod forward;
 pub mod head_update;
+pub mod head_watch;
 pub mod invalidate;
 pub mod listener;
 pub mod pipeline;
