@@ -27,6 +27,8 @@ for tool in valgrind callgrind_control callgrind_annotate wrk curl; do
     command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install valgrind wrk curl)" >&2; exit 1; }
 done
 [[ -x $BIN ]] || { echo "no edgecache binary at $BIN (cargo build --release)" >&2; exit 1; }
+# The script works in a temporary folder: a relative path must not lose its meaning there.
+BIN=$(realpath "$BIN")
 
 TMP=$(mktemp -d /tmp/edgecache-instructions.XXXXXX)
 PIDS=()
