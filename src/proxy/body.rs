@@ -26,12 +26,13 @@ pub enum ProxyBody {
     /// A stored object's body (`None` once sent, or for `HEAD`), with the object's encoded variants, which the
     /// encode step serves from and adds to.
     Stored(Option<Bytes>, EncodedVariants),
-    /// The upstream's body, passed through as it arrives.
-    Stream(RecordingBody),
+    /// The upstream's body, passed through as it arrives. Boxed, like `Coded`: the two large variants would
+    /// otherwise make every body (and every response moved through the pipeline, hits too) as large as they are.
+    Stream(Box<RecordingBody>),
     /// A coalesced fetch's body, read as it streams in (shared with the other requests waiting on that fetch).
     Shared(SharedBodyReader),
     /// One of the above, encoded or decoded on its way to the client (the encode step).
-    Coded(CodedBody),
+    Coded(Box<CodedBody>),
 }
 
 impl ProxyBody {
@@ -61,7 +62,7 @@ impl ProxyBody {
 
     /// The upstream's body, passed through without recording.
     pub fn stream(inner: FetchedBody) -> ProxyBody {
-        ProxyBody::Stream(RecordingBody { inner, recorder: None, permit: None })
+        ProxyBody::Stream(Box::new(RecordingBody { inner, recorder: None, permit: None }))
     }
 
     /// The upstream's body, recorded up to `limit` bytes; `on_complete` gets it if it ends cleanly with
@@ -71,9 +72,9 @@ impl ProxyBody {
         // An empty body (204, a 302 without content) is never polled by hyper: it is complete already.
         if inner.is_end_stream() {
             recorder.finish();
-            return ProxyBody::Stream(RecordingBody { inner, recorder: None, permit: None });
+            return ProxyBody::Stream(Box::new(RecordingBody { inner, recorder: None, permit: None }));
         }
-        ProxyBody::Stream(RecordingBody { inner, recorder: Some(recorder), permit: None })
+        ProxyBody::Stream(Box::new(RecordingBody { inner, recorder: Some(recorder), permit: None }))
     }
 
     /// Keeps `permit` (a place in the origin budget) until the upstream's body has ended or is dropped.
@@ -208,5 +209,16 @@ impl Body for RecordingBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod size {
+    #[test]
+    fn a_body_is_no_larger_than_a_stored_one() {
+        // Every answer's body is moved several times on its way through the pipeline: the large variants are
+        // boxed, so that a hit's body (a stored one) sets the size.
+        let stored = std::mem::size_of::<(Option<bytes::Bytes>, crate::cache::EncodedVariants)>();
+        assert!(std::mem::size_of::<super::ProxyBody>() <= stored + 8, "{}", std::mem::size_of::<super::ProxyBody>());
     }
 }

@@ -157,7 +157,7 @@ impl Proxy {
             _ => None,
         };
         let transcode = Transcode { from, to, levels: c.levels };
-        Response::from_parts(head, ProxyBody::Coded(CodedBody::new(body, transcode, meter, keep)))
+        Response::from_parts(head, ProxyBody::Coded(Box::new(CodedBody::new(body, transcode, meter, keep))))
     }
 }
 
