@@ -8,7 +8,9 @@
 //! two atomic additions per request, a load per read, and one timer per connection that wakes every quarter of
 //! the header timeout: a connection is closed between its limit and a quarter of the header timeout more.
 //! HTTP/2 connections are left to hyper's keep-alive once their first request shows them to be HTTP/2: their
-//! streams come and go independently.
+//! streams come and go independently. One case gets the idle limit where the header one would be right: the start
+//! of a head that arrived in the same read as the whole head before it (pipelining), since a request's start
+//! clears the "head begun" mark of every byte read before it.
 
 use std::io;
 use std::pin::Pin;
