@@ -177,3 +177,39 @@ async fn requests_that_keep_coming_keep_a_connection_open_past_the_header_timeou
     }
     assert!(answered >= 8, "{answered} answers");
 }
+
+#[tokio::test]
+async fn the_header_guard_closes_an_idle_http1_connection_and_leaves_an_idle_http2_one_open() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = TestOrigin::start(|_, _| Reply::ok("x", &[("cache-control", "max-age=60")])).await;
+    let node = TestNode::start(&origin, |config| {
+        config.server.header_read_timeout = Duration::from_millis(200);
+        config.server.idle_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let h2 = reqwest::Client::builder().no_proxy().http2_prior_knowledge().build().expect("h2 client");
+    let response = h2.get(node.url("/idle-h2")).send().await.expect("h2");
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    let mut h1 = tokio::net::TcpStream::connect(node.handle.http_addrs[0]).await.expect("connect");
+    h1.write_all(b"GET /idle-h1 HTTP/1.1\r\nHost: a\r\n\r\n").await.expect("head");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.ends_with(b"\r\n\r\nx") {
+        let n = tokio::time::timeout(Duration::from_secs(5), h1.read(&mut buf)).await.expect("answer").expect("read");
+        assert!(n > 0, "closed before the answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    // Both idle for three times the idle limit: the HTTP/1.1 one is closed, the HTTP/2 one is not.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let read = tokio::time::timeout(Duration::from_secs(2), h1.read(&mut buf)).await.expect("closed");
+    assert!(matches!(read, Ok(0) | Err(_)), "the idle HTTP/1.1 connection is closed");
+    let metrics = client().get(node.admin_url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let open: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("edgecache_open_connections{") && l.contains("listener=\"http\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(open, 1.0, "the idle HTTP/2 connection is still open");
+    let again = h2.get(node.url("/idle-h2")).send().await.expect("h2 again");
+    assert_eq!(again.status(), 200);
+}
