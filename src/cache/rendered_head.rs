@@ -16,6 +16,7 @@ use http::{HeaderMap, HeaderValue};
 use once_cell::race::OnceBox;
 
 use super::fields::StoredFields;
+use crate::policy::cache_status::CACHE_STATUS;
 
 /// Bytes a kept head costs beyond its fields' text (which it shares): the boxed map with its verdict byte and,
 /// per field, its bucket and index slot.
@@ -72,9 +73,6 @@ impl RenderedHead {
         self.0.get().map_or(0, |kept| MAP_BYTES + kept.fields.len() * FIELD_BYTES)
     }
 }
-
-/// `Cache-Status`.
-const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
 /// The fields an answer from the cache always gets, whose places the kept head holds.
 const ADDED_TO_EVERY_ANSWER: [HeaderName; 3] = [AGE, CACHE_STATUS, VIA];

@@ -3,6 +3,11 @@
 
 use std::fmt;
 
+use http::header::HeaderName;
+
+/// The `Cache-Status` field (RFC 9211).
+pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
 /// Why the request went upstream (RFC 9211 `fwd`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forward {

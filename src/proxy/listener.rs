@@ -11,6 +11,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
 use super::head_watch::{HeadWatch, Limits, WatchedBody, WatchedIo};
@@ -133,21 +134,12 @@ async fn serve_connection(
         tracing::debug!(client = %conn.peer, "idle, or a request head too slow: closed");
         Ok(())
     };
-    let result = match acceptor {
-        None => {
-            let connection = connections
-                .builder
-                .serve_connection(TokioIo::new(WatchedIo::new(stream, watch.clone())), service)
-                .into_owned();
-            tokio::select! {
-                result = watcher.watch(connection) => result,
-                result = slow_head => result,
-            }
-        }
+    let io = match acceptor {
+        None => Either::Left(stream),
         Some(acceptor) => {
             let handshake = tokio::time::timeout(connections.limits.header, acceptor.accept(stream)).await;
-            let tls = match handshake {
-                Ok(Ok(tls)) => tls,
+            match handshake {
+                Ok(Ok(tls)) => Either::Right(tls),
                 Ok(Err(error)) => {
                     metrics.tls_handshake_errors.inc();
                     tracing::debug!(client = %conn.peer, %error, "TLS handshake failed");
@@ -158,16 +150,14 @@ async fn serve_connection(
                     tracing::debug!(client = %conn.peer, "TLS handshake timed out");
                     return;
                 }
-            };
-            let connection = connections
-                .builder
-                .serve_connection(TokioIo::new(WatchedIo::new(tls, watch.clone())), service)
-                .into_owned();
-            tokio::select! {
-                result = watcher.watch(connection) => result,
-                result = slow_head => result,
             }
         }
+    };
+    let io = TokioIo::new(WatchedIo::new(io, watch.clone()));
+    let connection = connections.builder.serve_connection(io, service).into_owned();
+    let result = tokio::select! {
+        result = watcher.watch(connection) => result,
+        result = slow_head => result,
     };
     if let Err(error) = result {
         tracing::debug!(client = %conn.peer, %error, "connection ended with an error");

@@ -338,8 +338,9 @@ impl Proxy {
         }
     }
 
-    /// A hit on the object a request to `primary` found `at`: the answer, and, when this hit made the object's ready-made response
-    /// head, the object's weight charged anew and the encode step's verdict on the head kept with it.
+    /// A hit on the object a request to `primary` found `at`: the answer, and, when this hit made the object's
+    /// ready-made response head, the object's weight charged anew and the encode step's verdict on the head kept
+    /// with it.
     fn answer_hit<B>(
         &self,
         request: &Request<B>,

@@ -9,6 +9,7 @@ use http::{HeaderMap, Method, Response, StatusCode};
 use super::body::ProxyBody;
 use crate::cache::CachedObject;
 use crate::policy::CacheStatus;
+use crate::policy::cache_status::CACHE_STATUS;
 use crate::policy::conditional::NOT_MODIFIED_FIELDS;
 
 /// An error answer of this node's own: status, a one-line plain-text body, no caching.
@@ -53,9 +54,6 @@ fn set_age(headers: &mut HeaderMap, object: &CachedObject, now: SystemTime) {
     let age = object.freshness().age(now).as_secs();
     headers.insert(header::AGE, crate::policy::age::age_value(age));
 }
-
-/// `Cache-Status`.
-const CACHE_STATUS: header::HeaderName = header::HeaderName::from_static("cache-status");
 
 /// Adds this node's `Cache-Status` entry (after any upstream entries) and its `Via` entry.
 pub fn decorate(headers: &mut HeaderMap, status: &CacheStatus, node_id: &str, via: &HeaderValue) {
