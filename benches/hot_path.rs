@@ -160,7 +160,9 @@ fn respond(c: &mut Criterion) {
     let mut g = c.benchmark_group("respond");
     let object = object(1024);
     let now = SystemTime::now();
-    g.bench_function("from_cache", |b| b.iter(|| respond::from_cache(black_box(&object), &Method::GET, now)));
+    g.bench_function("from_cache", |b| {
+        b.iter(|| respond::from_cache(black_box(&object), &Method::GET, object.freshness().age(now)))
+    });
     let status = CacheStatus::hit(300);
     let via = forward::ViaEntries::new("bench-edge");
     g.bench_function("decorate", |b| {
@@ -172,7 +174,7 @@ fn respond(c: &mut Criterion) {
     });
     g.bench_function("from_cache_and_decorate", |b| {
         b.iter(|| {
-            let mut response = respond::from_cache(black_box(&object), &Method::GET, now);
+            let mut response = respond::from_cache(black_box(&object), &Method::GET, object.freshness().age(now));
             respond::decorate(response.headers_mut(), &status, "bench-edge", via.for_version(Version::HTTP_11));
             response
         })
@@ -196,7 +198,7 @@ fn whole_hit(c: &mut Criterion) {
             let now = SystemTime::now();
             let Lookup::Found(_, object) = store.lookup(&primary, &request) else { panic!("expected a hit") };
             let usable = directives.usability(&object.freshness(), now);
-            let mut response = respond::from_cache(&object, &Method::GET, now);
+            let mut response = respond::from_cache(&object, &Method::GET, object.freshness().age(now));
             let status = CacheStatus::hit(object.freshness().ttl_secs(now));
             respond::decorate(response.headers_mut(), &status, "bench-edge", via.for_version(Version::HTTP_11));
             (usable, response)

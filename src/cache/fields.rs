@@ -42,7 +42,7 @@ pub trait Fields {
 
 impl Fields for HeaderMap {
     fn values<'a>(&'a self, name: &HeaderName) -> impl Iterator<Item = &'a [u8]> {
-        self.get_all(name).into_iter().map(HeaderValue::as_bytes)
+        super::map_lookup::all(self, name).map(HeaderValue::as_bytes)
     }
 }
 

@@ -5,6 +5,7 @@ pub mod fields;
 mod header_names;
 pub mod hooks;
 pub mod key;
+pub mod map_lookup;
 pub mod object;
 mod rendered_head;
 mod slots;

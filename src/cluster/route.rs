@@ -11,6 +11,7 @@ use http::header;
 
 use super::Cluster;
 use super::ring::{Member, key_hash};
+use crate::cache::map_lookup;
 use crate::config::ParentFallback;
 
 /// Most edgecache hops (`Via` entries) a request may already have passed; one more is answered 508.
@@ -69,7 +70,7 @@ impl Cluster {
 
 /// How many edgecache hops a request has passed (its `Via` entries).
 pub fn hop_count(headers: &HeaderMap) -> usize {
-    headers.get_all(header::VIA).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).count()
+    map_lookup::all(headers, &header::VIA).filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).count()
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use http::HeaderMap;
 use http::header::ACCEPT_ENCODING;
 
 use super::coding::Coding;
+use crate::cache::map_lookup;
 
 /// Members of one `Accept-Encoding` looked at; the rest are ignored (a real client sends a handful).
 const MAX_MEMBERS: usize = 32;
@@ -24,7 +25,7 @@ impl AcceptEncoding {
     /// Reads every `Accept-Encoding` line of a request; `None` when it sends none (then any coding is acceptable,
     /// and edgecache sends the response as it is).
     pub fn of(headers: &HeaderMap) -> Option<AcceptEncoding> {
-        let mut lines = headers.get_all(ACCEPT_ENCODING).iter().peekable();
+        let mut lines = map_lookup::all(headers, &ACCEPT_ENCODING).peekable();
         lines.peek()?;
         let mut accept = AcceptEncoding { known: [None; 3], identity: None, star: None };
         let members = lines.flat_map(|line| line.as_bytes().split(|&b| b == b',')).take(MAX_MEMBERS);

@@ -5,6 +5,8 @@
 use http::header::{CACHE_CONTROL, CONTENT_RANGE, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode};
 
+use crate::cache::map_lookup;
+
 /// The default `compression.types`: text, the structured-text formats of the web, SVG, wasm and the font formats
 /// that are not compressed already. `type/*` matches a whole type, `+suffix` any `type/x+suffix`.
 pub const DEFAULT_TYPES: &[&str] = &[
@@ -96,7 +98,7 @@ pub fn check_type_entry(entry: &str) -> Result<(), &'static str> {
 /// Whether `Cache-Control` on a request or response carries `no-transform` (RFC 9111 §5.2.1.6, §5.2.2.6).
 pub fn no_transform(headers: &HeaderMap) -> bool {
     const DIRECTIVE: &[u8] = b"no-transform";
-    headers.get_all(CACHE_CONTROL).iter().any(|value| {
+    map_lookup::all(headers, &CACHE_CONTROL).any(|value| {
         value.as_bytes().split(|&b| b == b',').any(|d| {
             let d = d.trim_ascii_start();
             // Most directives are settled by their first byte or their length, without comparing them.

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
-use crate::cache::Fields;
+use crate::cache::{Fields, map_lookup};
 
 /// What a client's preconditions say about a stored response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub fn evaluate_preconditions(method: &Method, request: &HeaderMap, stored: &imp
         return Precondition::Proceed;
     }
     let etag = stored.text(&header::ETAG);
-    if request.contains_key(header::IF_MATCH) {
+    if map_lookup::holds(request, &header::IF_MATCH) {
         // Strong comparison; `*` matches any current representation.
         if !list_matches(request, &header::IF_MATCH, |tag| etag.is_some_and(|etag| strong_eq(tag, etag))) {
             return Precondition::Failed;
@@ -41,7 +41,7 @@ pub fn evaluate_preconditions(method: &Method, request: &HeaderMap, stored: &imp
         return Precondition::Failed;
     }
     let get_or_head = method == Method::GET || method == Method::HEAD;
-    if request.contains_key(header::IF_NONE_MATCH) {
+    if map_lookup::holds(request, &header::IF_NONE_MATCH) {
         // Weak comparison; `*` matches any current representation.
         let matched = list_matches(request, &header::IF_NONE_MATCH, |tag| etag.is_some_and(|etag| weak_eq(tag, etag)));
         return match (matched, get_or_head) {
@@ -83,9 +83,7 @@ pub fn client_not_modified(method: &Method, request: &HeaderMap, stored: &impl F
 
 /// Whether any member of an entity-tag list field matches; `*` always does.
 fn list_matches(request: &HeaderMap, name: &HeaderName, matches: impl Fn(&str) -> bool) -> bool {
-    request
-        .get_all(name)
-        .iter()
+    map_lookup::all(request, name)
         .filter_map(|v| v.to_str().ok())
         .flat_map(split_entity_tags)
         .any(|tag| tag == "*" || matches(tag))
@@ -124,7 +122,7 @@ pub fn strong_eq(a: &str, b: &str) -> bool {
 
 /// A date precondition: ignored when invalid or given more than once (RFC 9110 §13.1.3, §13.1.4).
 fn single_date(headers: &HeaderMap, name: &HeaderName) -> Option<SystemTime> {
-    let mut values = headers.get_all(name).iter();
+    let mut values = map_lookup::all(headers, name);
     let value = values.next()?;
     if values.next().is_some() {
         return None;

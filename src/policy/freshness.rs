@@ -78,34 +78,35 @@ pub struct Freshness {
 }
 
 impl Freshness {
-    /// The `Age` of the stored response at `now`.
-    pub fn age(&self, now: SystemTime) -> Duration {
-        self.initial_age + now.duration_since(self.received).unwrap_or_default()
+    /// This freshness seen at `now`: the time since it was received is worked out once, for every question asked
+    /// of that instant.
+    pub fn at(&self, now: SystemTime) -> FreshnessAt<'_> {
+        FreshnessAt { freshness: self, elapsed: now.duration_since(self.received).unwrap_or_default() }
     }
 
-    /// Seconds of freshness left at `now`; negative once stale (RFC 9211 `ttl`).
-    /// Counted in whole seconds as `Age` is, so that `ttl` + `Age` is the freshness lifetime; at most -1 once stale.
+    /// The `Age` of the stored response at `now`.
+    pub fn age(&self, now: SystemTime) -> Duration {
+        self.at(now).age()
+    }
+
+    /// Seconds of freshness left at `now`; negative once stale (RFC 9211 `ttl`). See [`FreshnessAt::ttl_secs`].
     pub fn ttl_secs(&self, now: SystemTime) -> i64 {
-        let lifetime = (self.fresh_for + self.initial_age).as_secs() as i64;
-        let ttl = lifetime - self.age(now).as_secs() as i64;
-        if self.is_fresh(now) { ttl } else { ttl.min(-1) }
+        self.at(now).ttl_secs()
     }
 
     /// How long it has been stale at `now` (zero while fresh).
     pub fn staleness(&self, now: SystemTime) -> Duration {
-        let elapsed = now.duration_since(self.received).unwrap_or_default();
-        elapsed.saturating_sub(self.fresh_for)
+        self.at(now).staleness()
     }
 
     /// Whether the response is fresh at `now`.
     pub fn is_fresh(&self, now: SystemTime) -> bool {
-        now.duration_since(self.received).unwrap_or_default() < self.fresh_for
+        self.at(now).is_fresh()
     }
 
     /// Freshness left at `now` (zero once stale).
     pub fn remaining(&self, now: SystemTime) -> Duration {
-        let elapsed = now.duration_since(self.received).unwrap_or_default();
-        self.fresh_for.saturating_sub(elapsed)
+        self.at(now).remaining()
     }
 
     /// How long the object is worth keeping at `now`: fresh time left plus the longest stale window, and a
@@ -114,6 +115,50 @@ impl Freshness {
         let stale_window = self.stale_while_revalidate.max(self.stale_if_error);
         let floor = if has_validators { Duration::from_secs(3600) } else { Duration::ZERO };
         (self.remaining(now) + stale_window).max(floor)
+    }
+}
+
+/// A [`Freshness`] seen at one instant (from [`Freshness::at`]): `Age`, TTL and the stale windows of a hit all
+/// come from one reading of the time since the response was received.
+#[derive(Debug, Clone, Copy)]
+pub struct FreshnessAt<'a> {
+    freshness: &'a Freshness,
+    /// Time since the response (or the 304 that last refreshed it) was received; zero if the clock went back.
+    elapsed: Duration,
+}
+
+impl FreshnessAt<'_> {
+    /// The freshness this is a view of.
+    pub fn freshness(&self) -> &Freshness {
+        self.freshness
+    }
+
+    /// The `Age` of the stored response.
+    pub fn age(&self) -> Duration {
+        self.freshness.initial_age + self.elapsed
+    }
+
+    /// Seconds of freshness left; negative once stale (RFC 9211 `ttl`). Counted in whole seconds as `Age` is, so
+    /// that `ttl` + `Age` is the freshness lifetime; at most -1 once stale.
+    pub fn ttl_secs(&self) -> i64 {
+        let lifetime = (self.freshness.fresh_for + self.freshness.initial_age).as_secs() as i64;
+        let ttl = lifetime - self.age().as_secs() as i64;
+        if self.is_fresh() { ttl } else { ttl.min(-1) }
+    }
+
+    /// How long it has been stale (zero while fresh).
+    pub fn staleness(&self) -> Duration {
+        self.elapsed.saturating_sub(self.freshness.fresh_for)
+    }
+
+    /// Whether the response is fresh.
+    pub fn is_fresh(&self) -> bool {
+        self.elapsed < self.freshness.fresh_for
+    }
+
+    /// Freshness left (zero once stale).
+    pub fn remaining(&self) -> Duration {
+        self.freshness.fresh_for.saturating_sub(self.elapsed)
     }
 }
 

@@ -13,6 +13,6 @@ pub mod request;
 pub mod targeted;
 
 pub use cache_status::{CacheOutcome, CacheStatus, Forward};
-pub use freshness::{Freshness, NotStorable, StoreDecision};
+pub use freshness::{Freshness, FreshnessAt, NotStorable, StoreDecision};
 pub use request::{RequestDirectives, Usability};
 pub use targeted::TARGETED_FIELDS;

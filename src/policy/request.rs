@@ -7,7 +7,8 @@ use http::HeaderMap;
 
 use super::cache_status::Forward;
 use super::directives::CacheControl;
-use super::freshness::Freshness;
+use super::freshness::{Freshness, FreshnessAt};
+use crate::cache::map_lookup;
 
 /// The caching directives of a client's request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,7 +38,9 @@ pub enum Usability {
 impl RequestDirectives {
     /// Reads a request's directives.
     pub fn of(headers: &HeaderMap) -> RequestDirectives {
-        if !headers.contains_key(http::header::CACHE_CONTROL) && !headers.contains_key(http::header::PRAGMA) {
+        if !map_lookup::holds(headers, &http::header::CACHE_CONTROL)
+            && !map_lookup::holds(headers, &http::header::PRAGMA)
+        {
             // Most requests say nothing about caching.
             return RequestDirectives::default();
         }
@@ -65,16 +68,21 @@ impl RequestDirectives {
     /// While an `immutable` response is fresh, a client's `max-age` (a browser reload) does not force a
     /// revalidation; `no-cache` (a forced reload) still does (RFC 8246 §2).
     pub fn usability(&self, freshness: &Freshness, now: SystemTime) -> Usability {
+        self.usability_at(&freshness.at(now))
+    }
+
+    /// [`RequestDirectives::usability`] for a freshness already seen at the instant in question.
+    pub fn usability_at(&self, at: &FreshnessAt<'_>) -> Usability {
         if self.no_cache {
             return Usability::Revalidate;
         }
-        let fresh = freshness.is_fresh(now);
-        let age = freshness.age(now);
+        let freshness = at.freshness();
+        let fresh = at.is_fresh();
         let immutable = freshness.immutable && fresh;
-        if !immutable && self.max_age.is_some_and(|max| age > Duration::from_secs(max)) {
+        if !immutable && self.max_age.is_some_and(|max| at.age() > Duration::from_secs(max)) {
             return Usability::Revalidate;
         }
-        if self.min_fresh.is_some_and(|min| freshness.remaining(now) < Duration::from_secs(min)) {
+        if self.min_fresh.is_some_and(|min| at.remaining() < Duration::from_secs(min)) {
             return Usability::Revalidate;
         }
         if fresh {
@@ -83,7 +91,7 @@ impl RequestDirectives {
         if freshness.must_revalidate {
             return Usability::Revalidate;
         }
-        let staleness = freshness.staleness(now);
+        let staleness = at.staleness();
         match self.max_stale {
             Some(None) => return Usability::Fresh,
             Some(Some(max)) if staleness <= Duration::from_secs(max) => return Usability::Fresh,

@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Version};
 
+use crate::cache::map_lookup;
+
 /// Fields that describe one connection, never forwarded.
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -120,9 +122,7 @@ fn interned(text: String) -> &'static str {
 
 /// Whether a request already passed through the node named `node_id` (its own id in `Via`): a loop.
 pub fn is_loop(headers: &HeaderMap, node_id: &str) -> bool {
-    headers
-        .get_all(header::VIA)
-        .iter()
+    map_lookup::all(headers, &header::VIA)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|hop| hop.split_whitespace().nth(1) == Some(node_id))

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, Scheme};
@@ -25,7 +25,7 @@ use super::respond;
 use super::served::{Observed, ServedBody};
 use super::throttled::{ClientStage, client_throttled, holding, may_stand_in_when_busy, origin_busy};
 use super::upstream::{Upstream, UpstreamBody, UpstreamError};
-use crate::cache::{CachedObject, FoundAt, Lookup, PrimaryKey, Store, VariantKey};
+use crate::cache::{CachedObject, FoundAt, Lookup, PrimaryKey, Store, VariantKey, map_lookup};
 use crate::cluster::Cluster;
 use crate::coalesce::Coalescer;
 use crate::compress::{Compression, HeadVerdict};
@@ -271,16 +271,17 @@ impl Proxy {
             Lookup::Found(at, object) => {
                 // Read once: the object keeps it compactly.
                 let freshness = object.freshness();
-                match directives.usability(&freshness, now) {
+                let seen = freshness.at(now);
+                match directives.usability_at(&seen) {
                     Usability::Fresh => {
-                        let status = CacheStatus::hit(freshness.ttl_secs(now));
-                        Step::Answered((self.answer_hit(&request, &primary, &at, &object, now), status))
+                        let status = CacheStatus::hit(seen.ttl_secs());
+                        Step::Answered((self.answer_hit(&request, &primary, &at, &object, seen.age()), status))
                     }
                     Usability::StaleWhileRevalidate => {
-                        let answer = self.answer_hit(&request, &primary, &at, &object, now);
+                        let answer = self.answer_hit(&request, &primary, &at, &object, seen.age());
                         let key = at.key(&primary);
                         self.refresh_in_background(&request, conn, primary, key, object.clone());
-                        let status = CacheStatus { stale: true, ..CacheStatus::hit(freshness.ttl_secs(now)) };
+                        let status = CacheStatus { stale: true, ..CacheStatus::hit(seen.ttl_secs()) };
                         Step::Answered((answer, status))
                     }
                     Usability::Revalidate if directives.only_if_cached => {
@@ -347,10 +348,10 @@ impl Proxy {
         primary: &PrimaryKey,
         at: &FoundAt,
         object: &Arc<CachedObject>,
-        now: SystemTime,
+        age: Duration,
     ) -> Response<ProxyBody> {
         let rendered_before = object.rendered.is_made();
-        let answer = self.answer_from_cache(request, object, now);
+        let answer = self.answer_from_cache(request, object, age);
         if !rendered_before && object.rendered.is_made() {
             let len = Some(object.body.len() as u64);
             let verdict = HeadVerdict::of(&self.compression, object.status, &object.headers.to_map(), len);
@@ -362,14 +363,9 @@ impl Proxy {
 
     /// A stored object for this request: 304 if the client's conditional holds, else the ranges it asks for
     /// (206 or 416), else the object.
-    fn answer_from_cache<B>(
-        &self,
-        request: &Request<B>,
-        object: &CachedObject,
-        now: SystemTime,
-    ) -> Response<ProxyBody> {
+    fn answer_from_cache<B>(&self, request: &Request<B>, object: &CachedObject, age: Duration) -> Response<ProxyBody> {
         match evaluate_for_stored(request.method(), request.headers(), object.status, &object.headers) {
-            Precondition::NotModified => return respond::not_modified(object, now),
+            Precondition::NotModified => return respond::not_modified(object, age),
             Precondition::Failed => {
                 return respond::error(StatusCode::PRECONDITION_FAILED, "precondition failed");
             }
@@ -377,9 +373,9 @@ impl Proxy {
         }
         let len = object.body.len() as u64;
         match range::select(request.method(), request.headers(), object.status, &object.headers, len) {
-            RangeAnswer::Whole => respond::from_cache(object, request.method(), now),
+            RangeAnswer::Whole => respond::from_cache(object, request.method(), age),
             RangeAnswer::Partial(ranges) => {
-                range::partial(respond::from_cache(object, request.method(), now), &object.body, &ranges)
+                range::partial(respond::from_cache(object, request.method(), age), &object.body, &ranges)
             }
             RangeAnswer::NotSatisfiable => range::not_satisfiable(len),
         }
@@ -473,9 +469,14 @@ impl Proxy {
             return (respond::error(StatusCode::BAD_GATEWAY, "origin broke off the response body"), status);
         };
         match self.store.lookup(&primary, &parts.headers) {
-            Lookup::Found(_, object) => {
-                (self.answer_from_cache(&Request::from_parts(parts, ()), &object, SystemTime::now()), status)
-            }
+            Lookup::Found(_, object) => (
+                self.answer_from_cache(
+                    &Request::from_parts(parts, ()),
+                    &object,
+                    object.freshness().age(SystemTime::now()),
+                ),
+                status,
+            ),
             // Stored and gone already (evicted at once): the whole response, as received.
             _ => (Response::from_parts(head, ProxyBody::full(collected.to_bytes())), status),
         }
@@ -527,7 +528,10 @@ impl Proxy {
                 status.hit = true;
                 status.forward_status = Some(304);
                 status.ttl = Some(refreshed.freshness().ttl_secs(now));
-                (self.answer_from_cache(&Request::from_parts(parts, ()), &refreshed, now), status)
+                (
+                    self.answer_from_cache(&Request::from_parts(parts, ()), &refreshed, refreshed.freshness().age(now)),
+                    status,
+                )
             }
             Ok(response)
                 if parts.method == Method::HEAD
@@ -543,7 +547,10 @@ impl Proxy {
                 status.forward_status = Some(200);
                 status.ttl = Some(refreshed.freshness().ttl_secs(now));
                 status.detail = Some("head-update");
-                (self.answer_from_cache(&Request::from_parts(parts, ()), &refreshed, now), status)
+                (
+                    self.answer_from_cache(&Request::from_parts(parts, ()), &refreshed, refreshed.freshness().age(now)),
+                    status,
+                )
             }
             Ok(response)
                 if response.status().is_server_error() && may_serve_stale_on_error(&object, &parts.headers, now) =>
@@ -584,7 +591,7 @@ impl Proxy {
         status.stale = true;
         status.ttl = Some(object.freshness().ttl_secs(now));
         status.detail = Some(detail);
-        (respond::from_cache(object, &parts.method, now), status)
+        (respond::from_cache(object, &parts.method, object.freshness().age(now)), status)
     }
 
     /// A stale copy in place of a request the origin budget has no room for, whatever its stale windows; RFC 9211
@@ -600,7 +607,7 @@ impl Proxy {
             detail: Some("origin-busy"),
             ..CacheStatus::hit(object.freshness().ttl_secs(now))
         };
-        (self.answer_from_cache(request, object, now), status)
+        (self.answer_from_cache(request, object, object.freshness().age(now)), status)
     }
 
     /// Takes a client token at `stage`: on admission, or (with `throttle.exempt_hits`) once the request is known
@@ -805,7 +812,7 @@ fn may_serve_stale_on_error(object: &CachedObject, request: &HeaderMap, now: Sys
 
 /// Whether a request is a GET with `Range` (the only method ranges apply to, RFC 9110 §14.2).
 fn asks_for_ranges(parts: &request::Parts) -> bool {
-    parts.method == Method::GET && parts.headers.contains_key(header::RANGE)
+    parts.method == Method::GET && map_lookup::holds(&parts.headers, &header::RANGE)
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {

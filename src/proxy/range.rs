@@ -9,7 +9,7 @@ use http::{HeaderMap, Method, Response, StatusCode};
 
 use super::body::ProxyBody;
 use super::respond;
-use crate::cache::Fields;
+use crate::cache::{Fields, map_lookup};
 use crate::policy::conditional::weak_eq;
 
 /// More ranges than this in one request are not worth answering piecewise: the whole response is sent instead
@@ -47,7 +47,7 @@ pub fn select(method: &Method, request: &HeaderMap, status: StatusCode, stored: 
     if method != Method::GET || status != StatusCode::OK || len == 0 {
         return RangeAnswer::Whole;
     }
-    let mut lines = request.get_all(header::RANGE).iter();
+    let mut lines = map_lookup::all(request, &header::RANGE);
     let Some(value) = lines.next() else { return RangeAnswer::Whole };
     if lines.next().is_some() || !if_range_holds(request, stored) {
         return RangeAnswer::Whole;

@@ -1,9 +1,9 @@
 //! Responses this node writes itself (errors with a short plain body, 304s from cache, hits) and the fields every
 //! answer gets on its way out: `Cache-Status`, `Via`, `Age`.
 
-use std::time::SystemTime;
+use std::time::Duration;
 
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode};
 
 use super::body::ProxyBody;
@@ -22,8 +22,8 @@ pub fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
     response
 }
 
-/// A stored object as a response to `method` (no body for `HEAD`), with its current `Age`.
-pub fn from_cache(object: &CachedObject, method: &Method, now: SystemTime) -> Response<ProxyBody> {
+/// A stored object as a response to `method` (no body for `HEAD`), with its current `age`.
+pub fn from_cache(object: &CachedObject, method: &Method, age: Duration) -> Response<ProxyBody> {
     // The encode step keeps what it encodes from this body with the object (and serves what it kept).
     let body = (method != Method::HEAD).then(|| object.body.clone());
     let fields = object.rendered.fields(&object.headers);
@@ -32,12 +32,12 @@ pub fn from_cache(object: &CachedObject, method: &Method, now: SystemTime) -> Re
     *response.status_mut() = object.status;
     let headers = response.headers_mut();
     *headers = fields;
-    set_age(headers, object, now);
+    set_age(headers, age);
     response
 }
 
 /// A 304 answer to a client's conditional request, from a stored object (RFC 9110 §15.4.5).
-pub fn not_modified(object: &CachedObject, now: SystemTime) -> Response<ProxyBody> {
+pub fn not_modified(object: &CachedObject, age: Duration) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::empty());
     *response.status_mut() = StatusCode::NOT_MODIFIED;
     let headers = response.headers_mut();
@@ -46,21 +46,66 @@ pub fn not_modified(object: &CachedObject, now: SystemTime) -> Response<ProxyBod
             headers.append(name.clone(), value.clone());
         }
     }
-    set_age(headers, object, now);
+    set_age(headers, age);
     response
 }
 
-fn set_age(headers: &mut HeaderMap, object: &CachedObject, now: SystemTime) {
-    let age = object.freshness().age(now).as_secs();
-    headers.insert(header::AGE, crate::policy::age::age_value(age));
+fn set_age(headers: &mut HeaderMap, age: Duration) {
+    let value = crate::policy::age::age_value(age.as_secs());
+    match lines_of(headers, &header::AGE) {
+        // The kept head's placeholder (or the upstream's one line): written over where it is.
+        Lines::One(slot) => *slot = value,
+        _ => {
+            headers.insert(header::AGE, value);
+        }
+    }
 }
 
 /// Adds this node's `Cache-Status` entry (after any upstream entries) and its `Via` entry.
 pub fn decorate(headers: &mut HeaderMap, status: &CacheStatus, node_id: &str, via: &HeaderValue) {
+    // One line each (the kept head's placeholders, or an upstream's single line) is written over where it is;
+    // anything else goes through the map's own insert and append.
+    let (cache_status_line, via_line) = two_lines_of(headers, &CACHE_STATUS, &header::VIA);
+    let cache_status_written = match cache_status_line {
+        Lines::One(slot) => {
+            if let Ok(value) = cache_status_value(Some(&*slot), status, node_id) {
+                *slot = value;
+            }
+            true
+        }
+        _ => false,
+    };
+    let via_written = match via_line {
+        // A placeholder (or an empty list): written over, so the map does not grow.
+        Lines::One(slot) if slot.is_empty() => {
+            *slot = via.clone();
+            true
+        }
+        _ => false,
+    };
+    if !cache_status_written && let Ok(value) = cache_status_value(headers.get(&CACHE_STATUS), status, node_id) {
+        headers.insert(CACHE_STATUS, value);
+    }
+    if !via_written {
+        headers.append(header::VIA, via.clone());
+    }
+}
+
+/// The `Cache-Status` value: the `previous` entries (none if empty: a placeholder or an empty list), then ours.
+fn cache_status_value(
+    previous: Option<&HeaderValue>,
+    status: &CacheStatus,
+    node_id: &str,
+) -> Result<HeaderValue, header::InvalidHeaderValue> {
+    let previous = previous.filter(|previous| !previous.is_empty());
+    if previous.is_none()
+        && let Some(value) = RECENT_ENTRIES.with_borrow(|recent| recent.find(status, node_id))
+    {
+        return Ok(value);
+    }
     let value = ENTRY_TEXT.with_borrow_mut(|combined| {
         combined.clear();
-        // An empty value is an empty list: the placeholder a kept head holds (`RenderedHead`), or nothing.
-        if let Some(previous) = headers.get(&CACHE_STATUS).filter(|previous| !previous.is_empty()) {
+        if let Some(previous) = previous {
             combined.extend_from_slice(previous.as_bytes());
             combined.extend_from_slice(b", ");
         }
@@ -72,23 +117,101 @@ pub fn decorate(headers: &mut HeaderMap, status: &CacheStatus, node_id: &str, vi
             *combined = Vec::with_capacity(ENTRY_TEXT_KEPT);
         }
         value
-    });
-    if let Ok(value) = value {
-        headers.insert(CACHE_STATUS, value);
+    })?;
+    if previous.is_none() {
+        RECENT_ENTRIES.with_borrow_mut(|recent| recent.keep(status, node_id, &value));
     }
-    match headers.entry(header::VIA) {
-        // A placeholder (or an empty list): written over, so the map does not grow.
-        header::Entry::Occupied(mut entry) if entry.get().is_empty() && entry.iter().count() == 1 => {
-            entry.insert(via.clone());
-        }
-        header::Entry::Occupied(mut entry) => entry.append(via.clone()),
-        header::Entry::Vacant(entry) => {
-            entry.insert(via.clone());
-        }
+    Ok(value)
+}
+
+/// Slots of [`RecentEntries`], by `ttl`.
+const RECENT_SLOTS: usize = 16;
+
+/// The `Cache-Status` values (with no upstream entries) this thread made last, one slot per `ttl` modulo
+/// [`RECENT_SLOTS`]: the hits of objects stored about the same time, within one second, share one value (a shared
+/// `Bytes`: a counter to raise) instead of each writing the entry and allocating its own.
+#[derive(Default)]
+struct RecentEntries {
+    slots: [Option<RecentEntry>; RECENT_SLOTS],
+}
+
+struct RecentEntry {
+    status: CacheStatus,
+    node_id: Box<str>,
+    value: HeaderValue,
+}
+
+impl RecentEntries {
+    fn slot(status: &CacheStatus) -> usize {
+        status.ttl.unwrap_or_default().rem_euclid(RECENT_SLOTS as i64) as usize
+    }
+
+    fn find(&self, status: &CacheStatus, node_id: &str) -> Option<HeaderValue> {
+        let entry = self.slots[Self::slot(status)].as_ref()?;
+        (entry.status == *status && *entry.node_id == *node_id).then(|| entry.value.clone())
+    }
+
+    fn keep(&mut self, status: &CacheStatus, node_id: &str, value: &HeaderValue) {
+        self.slots[Self::slot(status)] =
+            Some(RecentEntry { status: status.clone(), node_id: node_id.into(), value: value.clone() });
     }
 }
 
+/// Maps with at most this many fields are walked to find the lines of a name (cheaper than hashing it);
+/// larger ones are left to the map's own lookups.
+const WALKED_FIELDS: usize = 16;
+
+/// How many lines of a name a map holds, as far as writing over one needs to know.
+enum Lines<'a> {
+    /// None: the name is absent.
+    None,
+    /// Exactly one, here.
+    One(&'a mut HeaderValue),
+    /// Several, or a map too large to walk.
+    Other,
+}
+
+impl<'a> Lines<'a> {
+    fn add(&mut self, value: &'a mut HeaderValue) {
+        *self = match std::mem::replace(self, Lines::Other) {
+            Lines::None => Lines::One(value),
+            _ => Lines::Other,
+        };
+    }
+}
+
+fn lines_of<'a>(headers: &'a mut HeaderMap, name: &HeaderName) -> Lines<'a> {
+    if headers.len() > WALKED_FIELDS {
+        return Lines::Other;
+    }
+    let mut lines = Lines::None;
+    for (field, value) in headers.iter_mut() {
+        if field == name {
+            lines.add(value);
+        }
+    }
+    lines
+}
+
+/// [`lines_of`] two names in one walk.
+fn two_lines_of<'a>(headers: &'a mut HeaderMap, first: &HeaderName, second: &HeaderName) -> (Lines<'a>, Lines<'a>) {
+    if headers.len() > WALKED_FIELDS {
+        return (Lines::Other, Lines::Other);
+    }
+    let (mut firsts, mut seconds) = (Lines::None, Lines::None);
+    for (field, value) in headers.iter_mut() {
+        if field == first {
+            firsts.add(value);
+        } else if field == second {
+            seconds.add(value);
+        }
+    }
+    (firsts, seconds)
+}
+
 thread_local! {
+    /// The `Cache-Status` values this thread made last (see [`RecentEntries`]).
+    static RECENT_ENTRIES: std::cell::RefCell<RecentEntries> = std::cell::RefCell::default();
     /// Where this thread writes a `Cache-Status` value before it becomes a `HeaderValue`; kept between answers.
     static ENTRY_TEXT: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(ENTRY_TEXT_KEPT));
 }
@@ -122,6 +245,30 @@ mod tests {
         assert!(bare[0].1.starts_with("edge-1; hit"), "{bare:?}");
         assert_eq!(bare[1], ("via".to_string(), "1.1 edge-1".to_string()));
         assert_eq!(decorated(&[("cache-status", ""), ("via", "")]), bare);
+    }
+
+    #[test]
+    fn a_recent_value_is_shared_only_by_the_same_entry_of_the_same_node() {
+        let value = |status: &CacheStatus, node: &str| {
+            let mut headers = HeaderMap::new();
+            decorate(&mut headers, status, node, &HeaderValue::from_static("1.1 x"));
+            headers.get(&CACHE_STATUS).map(|v| v.to_str().unwrap_or_default().to_string())
+        };
+        let hit = CacheStatus::hit(60);
+        assert_eq!(value(&hit, "edge-1").as_deref(), Some("edge-1; hit; ttl=60"));
+        assert_eq!(value(&hit, "edge-1").as_deref(), Some("edge-1; hit; ttl=60"), "from the recent values");
+        assert_eq!(value(&hit, "edge-2").as_deref(), Some("edge-2; hit; ttl=60"), "another node");
+        let collapsed = CacheStatus { collapsed: true, ..CacheStatus::hit(60) };
+        assert_eq!(value(&collapsed, "edge-2").as_deref(), Some("edge-2; hit; collapsed; ttl=60"));
+        assert_eq!(value(&CacheStatus::hit(76), "edge-2").as_deref(), Some("edge-2; hit; ttl=76"), "same slot");
+        assert_eq!(value(&CacheStatus::hit(-4), "edge-2").as_deref(), Some("edge-2; hit; ttl=-4"));
+        let mut headers = HeaderMap::new();
+        headers.insert(&CACHE_STATUS, HeaderValue::from_static("shield; hit"));
+        decorate(&mut headers, &hit, "edge-2", &HeaderValue::from_static("1.1 x"));
+        assert_eq!(
+            headers.get(&CACHE_STATUS).map(HeaderValue::as_bytes),
+            Some(&b"shield; hit, edge-2; hit; ttl=60"[..])
+        );
     }
 
     #[test]

@@ -238,7 +238,10 @@ impl Proxy {
                     status.ttl = Some(object.freshness().ttl_secs(now));
                     self.mark_collapsed(&mut status, leader);
                     let request = Request::from_parts(parts.clone(), ());
-                    return Joined::Answer(self.answer_from_cache(&request, object, now), status);
+                    return Joined::Answer(
+                        self.answer_from_cache(&request, object, object.freshness().age(now)),
+                        status,
+                    );
                 }
                 Outcome::Stored(object) => return self.answer_stored(parts, object),
                 Outcome::Unshareable(answer) => {
@@ -323,7 +326,10 @@ impl Proxy {
     fn answer_stored(&self, parts: &request::Parts, object: &CachedObject) -> Joined {
         let now = SystemTime::now();
         let status = CacheStatus::hit(object.freshness().ttl_secs(now));
-        Joined::Answer(self.answer_from_cache(&Request::from_parts(parts.clone(), ()), object, now), status)
+        Joined::Answer(
+            self.answer_from_cache(&Request::from_parts(parts.clone(), ()), object, object.freshness().age(now)),
+            status,
+        )
     }
 
     /// A waiter's answer came from another request's fetch: say so and count it.

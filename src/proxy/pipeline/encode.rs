@@ -16,7 +16,7 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 
 use super::{ClientConn, Proxy, content_length, request_host};
-use crate::cache::{CachedObject, EncodedVariants, Lookup, PrimaryKey, Store};
+use crate::cache::{CachedObject, EncodedVariants, Lookup, PrimaryKey, Store, map_lookup};
 use crate::compress::encoder::OnComplete;
 use crate::compress::representation::{none_match, set_transformed, transformed_etag, vary_on_accept_encoding};
 use crate::compress::{AcceptEncoding, BodyCoding, CodedBody, Coding, HeadVerdict, Meter, Transcode, negotiate, rules};
@@ -68,9 +68,9 @@ impl Proxy {
         let head = method == Method::HEAD;
         let headers = request.headers();
         let accept = AcceptEncoding::of(headers);
-        let ranged = headers.contains_key(header::RANGE);
+        let ranged = map_lookup::holds(headers, &header::RANGE);
         let no_transform = rules::no_transform(headers);
-        let if_none_match = headers.get_all(header::IF_NONE_MATCH).iter().cloned().collect();
+        let if_none_match = map_lookup::all(headers, &header::IF_NONE_MATCH).cloned().collect();
         if let Some(accept) = &accept {
             let class = negotiate::class(accept, &self.compression.algorithms);
             request.headers_mut().insert(header::ACCEPT_ENCODING, HeaderValue::from_static(class));

@@ -14,7 +14,7 @@ use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 
 use super::{ClientConn, Proxy, content_length};
-use crate::cache::{CachedObject, Lookup, PrimaryKey};
+use crate::cache::{CachedObject, Lookup, PrimaryKey, map_lookup};
 use crate::cluster::{InPop, MAX_HOPS, Member, PEER_HEADER, PROBE_HEADER, RouteKey, UpstreamRoute, route};
 use crate::config::ParentFallback;
 use crate::policy::{CacheStatus, Forward, RequestDirectives, StoreDecision, Usability};
@@ -144,7 +144,7 @@ impl Proxy {
         request: &Request<B>,
         from_peer: Option<&str>,
     ) -> Option<(Response<ProxyBody>, CacheStatus)> {
-        if from_peer.is_some() && request.headers().contains_key(PROBE_HEADER) {
+        if from_peer.is_some() && map_lookup::holds(request.headers(), &PROBE_HEADER) {
             let status = CacheStatus { detail: Some(PROBE), ..CacheStatus::default() };
             return Some((respond::error(StatusCode::OK, "up"), status));
         }
@@ -264,7 +264,7 @@ impl Proxy {
             return None;
         }
         let status = CacheStatus { detail: Some("hot"), ..CacheStatus::hit(object.freshness().ttl_secs(now)) };
-        Some((self.answer_from_cache(request, &object, now), status))
+        Some((self.answer_from_cache(request, &object, object.freshness().age(now)), status))
     }
 
     /// The owner's answer, passed on; a hot key's is also kept here for a short time.
