@@ -5,6 +5,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future;
+use http::Response;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -15,7 +18,8 @@ use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
 use super::head_watch::{HeadWatch, Limits, WatchedBody, WatchedIo};
-use super::pipeline::{ClientConn, Proxy};
+use super::pipeline::{Answering, ClientConn, Proxy};
+use super::served::ServedBody;
 use crate::config::ServerConfig;
 
 /// The request-head field limit hyper applies when none is configured.
@@ -122,10 +126,13 @@ async fn serve_connection(
         let watch = watch.clone();
         move |request: hyper::Request<hyper::body::Incoming>| {
             let in_flight = watch.request(request.version());
-            let proxy = proxy.clone();
-            async move {
-                let response = proxy.handle(request, conn).await;
+            let watched = move |response: Response<ServedBody>| {
                 Ok::<_, Infallible>(response.map(|body| WatchedBody::new(body, in_flight)))
+            };
+            // A hit is ready at once: no future of its own to build, move and poll.
+            match proxy.handle(request, conn) {
+                Answering::Now(response) => future::Either::Left(future::ready(watched(response))),
+                Answering::Later(answer) => future::Either::Right(answer.map(watched)),
             }
         }
     });

@@ -3,6 +3,8 @@
 //! (the client's content coding, `pipeline/encode.rs`) → respond (`Cache-Status`, `Age`, `Via`) → metrics and log.
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -99,6 +101,24 @@ enum Step {
     },
 }
 
+/// What `Proxy::handle` gives the connection: the response now, or the future that makes it.
+pub enum Answering {
+    /// Answered from memory.
+    Now(Response<ServedBody>),
+    /// The steps that need the network.
+    Later(Pin<Box<dyn Future<Output = Response<ServedBody>> + Send>>),
+}
+
+/// What the end of `handle` needs of the request once it has been given to the pipeline.
+struct Finishing {
+    started: Instant,
+    method: Method,
+    version: http::Version,
+    wants: Option<encode::Wants>,
+    observed: Observed,
+    to_client: bool,
+}
+
 /// Everything the data plane needs, built once per node and shared by every connection.
 pub struct Proxy {
     pub node_id: Arc<str>,
@@ -190,8 +210,10 @@ impl Proxy {
         self
     }
 
-    /// Answers one client request, start to end.
-    pub async fn handle(self: Arc<Self>, mut request: Request<Incoming>, conn: ClientConn) -> Response<ServedBody> {
+    /// Answers one client request, start to end: at once when memory answers it (errors, hot copies, fresh and
+    /// stale-while-revalidate hits), else through one boxed future for the steps that need the network. A hit
+    /// never builds, moves or polls the network steps' state.
+    pub fn handle(self: &Arc<Self>, mut request: Request<Incoming>, conn: ClientConn) -> Answering {
         let started = Instant::now();
         let method = request.method().clone();
         let version = request.version();
@@ -199,14 +221,29 @@ impl Proxy {
         let observed = Observed::start(&request, started, conn.peer, &self.node_id, self.access_log);
         let from_peer = self.admit_peer(&mut request);
         let to_client = from_peer.is_none();
-        // What can be answered from memory (errors, hot copies, fresh and stale-while-revalidate hits) is answered
-        // by `decide` without entering an async step; the rest goes on in `go_on`, boxed so that a hit never pays
-        // for the size of the network steps' state.
         let step = observed.in_span(|| self.decide(request, conn, from_peer));
-        let (response, mut status) = match step {
-            Step::Answered(answer) => answer,
-            next => observed.around(Box::pin(self.go_on(next))).await,
-        };
+        let finishing = Finishing { started, method, version, wants, observed, to_client };
+        match step {
+            Step::Answered((response, status)) => Answering::Now(self.finish(finishing, response, status)),
+            next => {
+                let proxy = self.clone();
+                Answering::Later(Box::pin(async move {
+                    let (response, status) = finishing.observed.around(Box::pin(proxy.go_on(next))).await;
+                    proxy.finish(finishing, response, status)
+                }))
+            }
+        }
+    }
+
+    /// After the pipeline: the encode step, the CDN fields for clients, `Cache-Status` and `Via`, metrics, and the
+    /// body that observes its own delivery.
+    fn finish(
+        &self,
+        finishing: Finishing,
+        response: Response<ProxyBody>,
+        mut status: CacheStatus,
+    ) -> Response<ServedBody> {
+        let Finishing { started, method, version, wants, observed, to_client } = finishing;
         if status.detail == Some(peering::PROBE) {
             // A peer's health probe is not traffic: no metrics, no access line.
             return response.map(ServedBody::unobserved);
