@@ -102,6 +102,7 @@ enum Step {
 }
 
 /// What `Proxy::handle` gives the connection: the response now, or the future that makes it.
+#[expect(clippy::large_enum_variant, reason = "a hit's response is moved once; boxing it would allocate per hit")]
 pub enum Answering {
     /// Answered from memory.
     Now(Response<ServedBody>),
