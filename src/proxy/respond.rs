@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode};
 
 use super::body::ProxyBody;
 use crate::cache::CachedObject;
+use crate::cache::map_lookup::{self, Lines};
 use crate::policy::CacheStatus;
 use crate::policy::cache_status::CACHE_STATUS;
 use crate::policy::conditional::NOT_MODIFIED_FIELDS;
@@ -52,7 +53,8 @@ pub fn not_modified(object: &CachedObject, age: Duration) -> Response<ProxyBody>
 
 fn set_age(headers: &mut HeaderMap, age: Duration) {
     let value = crate::policy::age::age_value(age.as_secs());
-    match lines_of(headers, &header::AGE) {
+    let [age_line] = map_lookup::lines_mut(headers, [&header::AGE]);
+    match age_line {
         // The kept head's placeholder (or the upstream's one line): written over where it is.
         Lines::One(slot) => *slot = value,
         _ => {
@@ -65,7 +67,7 @@ fn set_age(headers: &mut HeaderMap, age: Duration) {
 pub fn decorate(headers: &mut HeaderMap, status: &CacheStatus, node_id: &str, via: &HeaderValue) {
     // One line each (the kept head's placeholders, or an upstream's single line) is written over where it is;
     // anything else goes through the map's own insert and append.
-    let (cache_status_line, via_line) = two_lines_of(headers, &CACHE_STATUS, &header::VIA);
+    let [cache_status_line, via_line] = map_lookup::lines_mut(headers, [&CACHE_STATUS, &header::VIA]);
     let cache_status_written = match cache_status_line {
         Lines::One(slot) => {
             if let Ok(value) = cache_status_value(Some(&*slot), status, node_id) {
@@ -155,58 +157,6 @@ impl RecentEntries {
         self.slots[Self::slot(status)] =
             Some(RecentEntry { status: status.clone(), node_id: node_id.into(), value: value.clone() });
     }
-}
-
-/// Maps with at most this many fields are walked to find the lines of a name (cheaper than hashing it);
-/// larger ones are left to the map's own lookups.
-const WALKED_FIELDS: usize = 16;
-
-/// How many lines of a name a map holds, as far as writing over one needs to know.
-enum Lines<'a> {
-    /// None: the name is absent.
-    None,
-    /// Exactly one, here.
-    One(&'a mut HeaderValue),
-    /// Several, or a map too large to walk.
-    Other,
-}
-
-impl<'a> Lines<'a> {
-    fn add(&mut self, value: &'a mut HeaderValue) {
-        *self = match std::mem::replace(self, Lines::Other) {
-            Lines::None => Lines::One(value),
-            _ => Lines::Other,
-        };
-    }
-}
-
-fn lines_of<'a>(headers: &'a mut HeaderMap, name: &HeaderName) -> Lines<'a> {
-    if headers.len() > WALKED_FIELDS {
-        return Lines::Other;
-    }
-    let mut lines = Lines::None;
-    for (field, value) in headers.iter_mut() {
-        if field == name {
-            lines.add(value);
-        }
-    }
-    lines
-}
-
-/// [`lines_of`] two names in one walk.
-fn two_lines_of<'a>(headers: &'a mut HeaderMap, first: &HeaderName, second: &HeaderName) -> (Lines<'a>, Lines<'a>) {
-    if headers.len() > WALKED_FIELDS {
-        return (Lines::Other, Lines::Other);
-    }
-    let (mut firsts, mut seconds) = (Lines::None, Lines::None);
-    for (field, value) in headers.iter_mut() {
-        if field == first {
-            firsts.add(value);
-        } else if field == second {
-            seconds.add(value);
-        }
-    }
-    (firsts, seconds)
 }
 
 thread_local! {
