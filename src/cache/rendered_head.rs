@@ -4,14 +4,15 @@
 //! only the compact form; a kept head is charged to its object's weight (`Store::reweigh`).
 //!
 //! A clone of a map has no spare room, so the fields every answer gets on its way out (`Age`, `Cache-Status`,
-//! `Via`) are kept in the head already, as empty placeholders where the upstream sent none: the answer then
-//! writes its values over them, where adding them would grow (reallocate) the cloned map on every hit.
+//! `Via`) are kept in the head already, as empty placeholders where the upstream sent none (`Age` is always
+//! the placeholder alone: an answer's age is this node's to work out): the answer then writes its values over
+//! them, where adding them would grow (reallocate) the cloned map on every hit.
 //! `respond::from_cache` writes `Age` and `respond::decorate` the other two; an empty `Cache-Status` or `Via`
 //! is an empty list (RFC 9110 §5.6.1), which `decorate` reads as none.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use http::header::{AGE, HeaderName, VIA};
+use http::header::{AGE, VIA};
 use http::{HeaderMap, HeaderValue};
 use once_cell::race::OnceBox;
 
@@ -74,11 +75,11 @@ impl RenderedHead {
     }
 }
 
-/// The fields an answer from the cache always gets, whose places the kept head holds.
-const ADDED_TO_EVERY_ANSWER: [HeaderName; 3] = [AGE, CACHE_STATUS, VIA];
-
+/// Adds the placeholders. `Age` is always exactly one line, the placeholder: every answer from the cache gets
+/// the age this node works out, never an upstream's (`respond::from_cache` relies on the one line).
 fn with_placeholders(mut map: HeaderMap) -> HeaderMap {
-    for name in ADDED_TO_EVERY_ANSWER {
+    map.insert(AGE, HeaderValue::from_static(""));
+    for name in [CACHE_STATUS, VIA] {
         if !map.contains_key(&name) {
             map.insert(name, HeaderValue::from_static(""));
         }
@@ -139,5 +140,16 @@ mod tests {
         answer.insert("cache-status", HeaderValue::from_static("shield; hit, edge; hit"));
         assert_eq!((answer.keys_len(), answer.len()), (keys, len), "written in place");
         assert_eq!(answer.len(), 3);
+    }
+
+    #[test]
+    fn an_upstream_age_gives_way_to_the_one_placeholder() {
+        let mut map = HeaderMap::new();
+        map.append("age", HeaderValue::from_static("5"));
+        map.append("age", HeaderValue::from_static("9"));
+        let head = RenderedHead::default();
+        let answer = head.fields(&StoredFields::from_map(&map));
+        let ages: Vec<&[u8]> = answer.get_all("age").iter().map(HeaderValue::as_bytes).collect();
+        assert_eq!(ages, [&b""[..]]);
     }
 }

@@ -50,14 +50,21 @@ impl RouteKey {
 impl Cluster {
     /// Where a request for `key` is served in this pop; `from_peer` is the proven sender, if a node sent it.
     pub fn in_pop(&self, key: &RouteKey, from_peer: Option<&str>) -> InPop {
-        let Some(mine) = self.topology.mine else { return InPop::Here };
-        if self.topology.pops[mine].all.len() < 2 || from_peer.is_some_and(|p| self.topology.is_pop_peer(p)) {
-            return InPop::Here;
-        }
+        let Some(mine) = self.pop_sharing_work(from_peer) else { return InPop::Here };
         let ring = self.health.healthy(mine);
         let before_me: Vec<Member> =
             ring.candidates(key.0).into_iter().take_while(|m| m.id != self.topology.node_id).cloned().collect();
         if before_me.is_empty() { InPop::Here } else { InPop::Forward(before_me) }
+    }
+
+    /// This node's pop, if a request `from_peer` (the proven sender, if a node sent it) may be served by another
+    /// node of it: a pop of two or more nodes, and a request that no node of the same pop has forwarded already.
+    /// `None`: every such request is served here, whatever its key (no need to hash one).
+    pub fn pop_sharing_work(&self, from_peer: Option<&str>) -> Option<usize> {
+        let mine = self.topology.mine?;
+        let shared =
+            self.topology.pops[mine].all.len() >= 2 && !from_peer.is_some_and(|p| self.topology.is_pop_peer(p));
+        shared.then_some(mine)
     }
 
     /// Where this node fetches `key` from.
@@ -125,6 +132,21 @@ mod tests {
             assert_eq!(e1.in_pop(&key, Some("unknown")), e1.in_pop(&key, None));
             assert_eq!(s1.in_pop(&key, Some("e1")), s1.in_pop(&key, None));
         }
+    }
+
+    #[test]
+    fn work_is_shared_only_in_a_pop_of_several_nodes_and_not_again_for_a_peer() {
+        let e1 = cluster("e1", ParentFallback::Origin);
+        let e1_pop = e1.topology.mine;
+        assert!(e1_pop.is_some());
+        assert_eq!(e1.pop_sharing_work(None), e1_pop);
+        assert_eq!(e1.pop_sharing_work(Some("s1")), e1_pop, "a child or parent node is not a peer of the pop");
+        assert_eq!(e1.pop_sharing_work(Some("e2")), None);
+        let origin = "http://127.0.0.1:9".parse().expect("url");
+        let config = Config::standalone("solo", "127.0.0.1:0".parse().expect("addr"), origin);
+        let solo = Cluster::new(&config, PeerAuth::new(Some("s")), Box::new(|_, _| {}));
+        assert_eq!(solo.pop_sharing_work(None), None);
+        assert_eq!(solo.in_pop(&RouteKey::of("http://example.com/x"), None), InPop::Here);
     }
 
     #[test]

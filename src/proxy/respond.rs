@@ -33,7 +33,15 @@ pub fn from_cache(object: &CachedObject, method: &Method, age: Duration) -> Resp
     *response.status_mut() = object.status;
     let headers = response.headers_mut();
     *headers = fields;
-    set_age(headers, age);
+    let value = crate::policy::age::age_value(age.as_secs());
+    // The kept head holds exactly one `Age` line, its placeholder (see `RenderedHead`): found by the map's own
+    // index, and written over where it is.
+    match headers.get_mut(header::AGE) {
+        Some(slot) => *slot = value,
+        None => {
+            headers.insert(header::AGE, value);
+        }
+    }
     response
 }
 
@@ -47,20 +55,8 @@ pub fn not_modified(object: &CachedObject, age: Duration) -> Response<ProxyBody>
             headers.append(name.clone(), value.clone());
         }
     }
-    set_age(headers, age);
+    headers.insert(header::AGE, crate::policy::age::age_value(age.as_secs()));
     response
-}
-
-fn set_age(headers: &mut HeaderMap, age: Duration) {
-    let value = crate::policy::age::age_value(age.as_secs());
-    let [age_line] = map_lookup::lines_mut(headers, [&header::AGE]);
-    match age_line {
-        // The kept head's placeholder (or the upstream's one line): written over where it is.
-        Lines::One(slot) => *slot = value,
-        _ => {
-            headers.insert(header::AGE, value);
-        }
-    }
 }
 
 /// Adds this node's `Cache-Status` entry (after any upstream entries) and its `Via` entry.

@@ -177,7 +177,7 @@ impl Proxy {
         primary: &PrimaryKey,
         from_peer: Option<&str>,
     ) -> InPopStep {
-        if !idempotent(request.method()) {
+        if !idempotent(request.method()) || self.cluster.pop_sharing_work(from_peer).is_none() {
             return InPopStep::Here;
         }
         let key = RouteKey::of(primary.as_str());
