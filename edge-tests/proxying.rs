@@ -63,6 +63,19 @@ async fn origin_down_gives_a_fast_502() {
 }
 
 #[tokio::test]
+async fn a_status_outside_100_to_599_is_a_502_and_never_stored() {
+    let origin = TestOrigin::start(|_, _| Reply::status(999, &[("cache-control", "max-age=60")])).await;
+    let node = TestNode::start(&origin, |_| {}).await;
+    for _ in 0..2 {
+        let response = client().get(node.url("/odd-status")).send().await.expect("answer");
+        assert_eq!(response.status(), 502);
+        assert!(cache_status(&response).contains("detail=invalid-status"), "{}", cache_status(&response));
+        assert!(response.text().await.expect("body").contains("status 999"));
+    }
+    assert_eq!(origin.hits(), 2, "the answer was not stored");
+}
+
+#[tokio::test]
 async fn slow_origin_gives_a_504() {
     let origin = TestOrigin::start(|_, _| Reply::ok("late", &[]).delayed(Duration::from_secs(3))).await;
     let node = TestNode::start(&origin, |config| config.origin.response_timeout = Duration::from_millis(300)).await;

@@ -20,9 +20,25 @@ pub fn date_field(headers: &impl Fields, name: &HeaderName) -> Option<SystemTime
     parse_http_date(crate::cache::fields::visible_text(first)?)
 }
 
-/// One HTTP-date.
+/// One HTTP-date. A day name that does not fit the date (`Thu` for a Monday) is passed over, as RFC 9110 §5.6.7
+/// encourages recipients to be robust: the date says when, the day name only repeats it.
 pub fn parse_http_date(text: &str) -> Option<SystemTime> {
-    httpdate::parse_http_date(text.trim()).ok()
+    let text = text.trim();
+    httpdate::parse_http_date(text).ok().or_else(|| with_another_day_name(text))
+}
+
+/// The date `text` gives with its day name replaced by each of the seven in turn (short or long, as written);
+/// the one that fits, if any. Only an invalid date comes here.
+fn with_another_day_name(text: &str) -> Option<SystemTime> {
+    const SHORT: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const LONG: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+    let name_end = text.find(|c: char| !c.is_ascii_alphabetic())?;
+    let (name, rest) = text.split_at(name_end);
+    let names = if name.len() == 3 { SHORT } else { LONG };
+    if !names.contains(&name) {
+        return None;
+    }
+    names.iter().find_map(|other| httpdate::parse_http_date(&format!("{other}{rest}")).ok())
 }
 
 /// Ages below this many seconds are written from a table made once (an hour: most hits of a hot object).
@@ -112,6 +128,19 @@ mod tests {
         assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), imf);
         assert_eq!(parse_http_date("0"), None);
         assert_eq!(parse_http_date("yesterday"), None);
+    }
+
+    #[test]
+    fn a_day_name_that_does_not_fit_the_date_is_passed_over() {
+        // 6 November 1994 was a Sunday.
+        let imf = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT");
+        assert!(imf.is_some());
+        assert_eq!(parse_http_date("Thu, 06 Nov 1994 08:49:37 GMT"), imf);
+        assert_eq!(parse_http_date("Thu Nov  6 08:49:37 1994"), imf);
+        assert_eq!(parse_http_date("Monday, 06-Nov-94 08:49:37 GMT"), imf);
+        assert_eq!(parse_http_date("Xyz, 06 Nov 1994 08:49:37 GMT"), None, "only a real day name");
+        assert_eq!(parse_http_date("THU, 06 Nov 1994 08:49:37 GMT"), None, "HTTP-date is case-sensitive");
+        assert_eq!(parse_http_date("Thu, 31 Nov 1994 08:49:37 GMT"), None, "the date itself must still be valid");
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub fn evaluate_preconditions(method: &Method, request: &HeaderMap, stored: &imp
         // Most requests are unconditional: one pass over their field names settles it.
         return Precondition::Proceed;
     }
-    let etag = stored.text(&header::ETAG);
+    let etag = stored.first(&header::ETAG).map(<[u8]>::trim_ascii);
     if map_lookup::holds(request, &header::IF_MATCH) {
         // Strong comparison; `*` matches any current representation.
         if !list_matches(request, &header::IF_MATCH, |tag| etag.is_some_and(|etag| strong_eq(tag, etag))) {
@@ -81,43 +81,43 @@ pub fn client_not_modified(method: &Method, request: &HeaderMap, stored: &impl F
     evaluate_preconditions(method, request, stored) == Precondition::NotModified
 }
 
-/// Whether any member of an entity-tag list field matches; `*` always does.
-fn list_matches(request: &HeaderMap, name: &HeaderName, matches: impl Fn(&str) -> bool) -> bool {
+/// Whether any member of an entity-tag list field matches; `*` always does. Fields are compared as bytes: an
+/// entity tag may hold obs-text (RFC 9110 §8.8.3), which is not text to `HeaderValue::to_str`.
+fn list_matches(request: &HeaderMap, name: &HeaderName, matches: impl Fn(&[u8]) -> bool) -> bool {
     map_lookup::all(request, name)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(split_entity_tags)
-        .any(|tag| tag == "*" || matches(tag))
+        .flat_map(|value| split_entity_tags(value.as_bytes()))
+        .any(|tag| tag == b"*" || matches(tag))
 }
 
 /// Splits an entity-tag list at commas outside the quotes.
-fn split_entity_tags(list: &str) -> Vec<&str> {
+fn split_entity_tags(list: &[u8]) -> Vec<&[u8]> {
     let mut tags = Vec::new();
     let (mut start, mut quoted) = (0, false);
-    for (i, c) in list.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                tags.push(list[start..i].trim());
+    for (i, &byte) in list.iter().enumerate() {
+        match byte {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => {
+                tags.push(list[start..i].trim_ascii());
                 start = i + 1;
             }
             _ => {}
         }
     }
-    tags.push(list[start..].trim());
+    tags.push(list[start..].trim_ascii());
     tags.retain(|t| !t.is_empty());
     tags
 }
 
-/// Weak comparison of two entity tags: equal opaque tags, whether or not either is weak.
-pub fn weak_eq(a: &str, b: &str) -> bool {
-    let a = a.strip_prefix("W/").unwrap_or(a);
-    let b = b.strip_prefix("W/").unwrap_or(b);
-    a.starts_with('"') && a == b
+/// Weak comparison of two entity tags (RFC 9110 §8.8.3.2): equal opaque tags, whether or not either is weak. A
+/// malformed tag (unquoted, `w/`) matches only itself, byte for byte: a client echoes the value it was given.
+pub fn weak_eq(a: &[u8], b: &[u8]) -> bool {
+    let opaque = |tag: &[u8]| -> usize { if tag.starts_with(b"W/\"") { 2 } else { 0 } };
+    !a.is_empty() && (a == b || a[opaque(a)..] == b[opaque(b)..])
 }
 
 /// Strong comparison: both tags strong and equal.
-pub fn strong_eq(a: &str, b: &str) -> bool {
-    a.starts_with('"') && a == b
+pub fn strong_eq(a: &[u8], b: &[u8]) -> bool {
+    !a.is_empty() && !a.starts_with(b"W/") && a == b
 }
 
 /// A date precondition: ignored when invalid or given more than once (RFC 9110 §13.1.3, §13.1.4).
@@ -127,7 +127,7 @@ fn single_date(headers: &HeaderMap, name: &HeaderName) -> Option<SystemTime> {
     if values.next().is_some() {
         return None;
     }
-    httpdate::parse_http_date(value.to_str().ok()?.trim()).ok()
+    super::age::parse_http_date(value.to_str().ok()?)
 }
 
 /// The modification date a cache compares with: `Last-Modified`, else the stored `Date` (RFC 9111 §4.3.2).
@@ -163,9 +163,9 @@ pub fn add_revalidation_headers(stored: &impl Fields, upstream_request: &mut Hea
 /// one, must match the stored one (strongly when the 304's is strong); without one, its `Last-Modified`, when it
 /// has one, must equal the stored one. A 304 without validators selects the response it was asked about.
 pub fn not_modified_selects(stored: &impl Fields, not_modified: &HeaderMap) -> bool {
-    if let Some(tag) = not_modified.get(header::ETAG).and_then(|v| v.to_str().ok()) {
-        let Some(stored_tag) = stored.text(&header::ETAG) else { return false };
-        return if tag.starts_with("W/") { weak_eq(tag, stored_tag) } else { strong_eq(tag, stored_tag) };
+    if let Some(tag) = not_modified.get(header::ETAG).map(|v| v.as_bytes().trim_ascii()) {
+        let Some(stored_tag) = stored.first(&header::ETAG).map(<[u8]>::trim_ascii) else { return false };
+        return if tag.starts_with(b"W/") { weak_eq(tag, stored_tag) } else { strong_eq(tag, stored_tag) };
     }
     if let Some(modified) = date(not_modified, &header::LAST_MODIFIED) {
         return date(stored, &header::LAST_MODIFIED) == Some(modified);
@@ -219,6 +219,25 @@ mod tests {
         let mismatch = headers(&[("if-none-match", "\"v2\""), ("if-modified-since", "Tue, 02 Jan 2024 00:00:00 GMT")]);
         assert!(!client_not_modified(&get, &mismatch, &stored));
         assert!(!client_not_modified(&Method::POST, &headers(&[("if-none-match", "*")]), &stored));
+    }
+
+    #[test]
+    fn entity_tags_are_compared_as_bytes_and_an_echoed_malformed_tag_matches_itself() {
+        let obs_text = HeaderValue::from_bytes(b"\"caf\xe9\"").expect("obs-text is a valid field value");
+        let mut stored = HeaderMap::new();
+        stored.insert(header::ETAG, obs_text.clone());
+        let mut inm = HeaderMap::new();
+        inm.insert(header::IF_NONE_MATCH, obs_text);
+        assert!(client_not_modified(&Method::GET, &inm, &stored));
+        for echoed in ["abcdef", "w/\"abcdef\"", "W\"abcdef\""] {
+            let stored = headers(&[("etag", echoed)]);
+            assert!(client_not_modified(&Method::GET, &headers(&[("if-none-match", echoed)]), &stored), "{echoed}");
+        }
+        let stored = headers(&[("etag", "abcdef")]);
+        assert!(!client_not_modified(&Method::GET, &headers(&[("if-none-match", "\"abcdef\"")]), &stored));
+        assert!(!strong_eq(b"W/\"a\"", b"W/\"a\""));
+        assert!(weak_eq(b"W/\"a\"", b"\"a\""));
+        assert!(!weak_eq(b"", b""));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use http::{HeaderMap, Method, Response, StatusCode};
 use super::body::ProxyBody;
 use super::respond;
 use crate::cache::{Fields, map_lookup};
-use crate::policy::conditional::weak_eq;
+use crate::policy::conditional::strong_eq;
 
 /// More ranges than this in one request are not worth answering piecewise: the whole response is sent instead
 /// (RFC 9110 §14.2 allows ignoring such a `Range`).
@@ -125,7 +125,7 @@ fn if_range_holds(request: &HeaderMap, stored: &impl Fields) -> bool {
     let Ok(condition) = condition.to_str().map(str::trim) else { return false };
     if condition.starts_with('"') || condition.starts_with("W/") {
         let Some(etag) = stored.text(&header::ETAG).map(str::trim) else { return false };
-        return !condition.starts_with("W/") && !etag.starts_with("W/") && weak_eq(condition, etag);
+        return strong_eq(condition.as_bytes(), etag.as_bytes());
     }
     let date = |name| stored.text(name).and_then(|v| httpdate::parse_http_date(v).ok());
     let Ok(asked) = httpdate::parse_http_date(condition) else { return false };

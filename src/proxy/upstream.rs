@@ -30,6 +30,8 @@ pub enum UpstreamError {
     ResponseTimeout,
     #[error("origin closed or reset the connection: {0}")]
     Broken(String),
+    #[error("origin answered with status {0}, outside 100-599 (RFC 9110 §15)")]
+    InvalidStatus(u16),
     #[error("every node of the parent pop {0:?} is down (cluster.parent_fallback = \"error\")")]
     ParentDown(String),
 }
@@ -39,9 +41,10 @@ impl UpstreamError {
     pub fn status(&self) -> StatusCode {
         match self {
             UpstreamError::ConnectTimeout | UpstreamError::ResponseTimeout => StatusCode::GATEWAY_TIMEOUT,
-            UpstreamError::Connect(_) | UpstreamError::Broken(_) | UpstreamError::ParentDown(_) => {
-                StatusCode::BAD_GATEWAY
-            }
+            UpstreamError::Connect(_)
+            | UpstreamError::Broken(_)
+            | UpstreamError::InvalidStatus(_)
+            | UpstreamError::ParentDown(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -52,6 +55,7 @@ impl UpstreamError {
             UpstreamError::ConnectTimeout => "connect-timeout",
             UpstreamError::ResponseTimeout => "response-timeout",
             UpstreamError::Broken(_) => "upstream-reset",
+            UpstreamError::InvalidStatus(_) => "invalid-status",
             UpstreamError::ParentDown(_) => "parent-down",
         }
     }
@@ -99,10 +103,14 @@ impl Upstream {
         Ok(Upstream { client, response_timeout: origin.response_timeout })
     }
 
-    /// Sends a request and waits for the response head, at most the response timeout.
+    /// Sends a request and waits for the response head, at most the response timeout. A status outside
+    /// 100-599 (which hyper parses: any three digits) is no valid answer, so it is never passed on or stored.
     pub async fn send(&self, request: Request<UpstreamBody>) -> Result<Response<FetchedBody>, UpstreamError> {
         match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
             Err(_) => Err(UpstreamError::ResponseTimeout),
+            Ok(Ok(response)) if response.status().as_u16() > 599 => {
+                Err(UpstreamError::InvalidStatus(response.status().as_u16()))
+            }
             Ok(Ok(response)) => Ok(response.map(FetchedBody::from)),
             Ok(Err(error)) => Err(classify(&error)),
         }
