@@ -241,6 +241,28 @@ async fn surrogate_control_overrides_cache_control() {
 }
 
 #[tokio::test]
+async fn surrogate_control_directives_are_obeyed_when_they_name_the_token_announced_upstream() {
+    let (origin, node) = setup(|seen, n| {
+        // The origin targets the device token the cache announced, as Edge Architecture origins do.
+        let announced = seen.headers.get("surrogate-capability").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let token = announced.split('=').next().unwrap_or_default().to_string();
+        Reply::ok(
+            format!("body {n}"),
+            &[("cache-control", "no-store"), ("surrogate-control", &format!("max-age=60;{token}"))],
+        )
+    })
+    .await;
+    get(&node, "/ours", &[]).await;
+    assert!(get(&node, "/ours", &[]).await.is_hit());
+    assert_eq!(origin.hits(), 1);
+    assert_eq!(origin.seen()[0].headers["surrogate-capability"], "edgecache=\"Surrogate/1.0\"");
+
+    let (origin, node) = fixed(&[("cache-control", "no-store"), ("surrogate-control", "max-age=60;othercdn")]).await;
+    assert!(get(&node, "/theirs", &[]).await.cache.ends_with("detail=no-store"), "only Cache-Control is for us");
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
 async fn an_invalid_targeted_field_is_ignored() {
     let (origin, node) = fixed(&[("cache-control", "no-store"), ("cdn-cache-control", "max-age=60,")]).await;
     assert!(get(&node, "/", &[]).await.cache.ends_with("detail=no-store"));

@@ -112,7 +112,7 @@ async fn hop_by_hop_fields_are_not_passed_on_a_miss() {
 }
 
 #[tokio::test]
-async fn targeted_cache_control_fields_are_not_sent_downstream() {
+async fn this_cdns_own_cache_control_fields_are_not_sent_downstream_and_cdn_cache_control_is() {
     let origin = TestOrigin::start(|_, _| {
         Reply::ok(
             "targeted",
@@ -133,10 +133,13 @@ async fn targeted_cache_control_fields_are_not_sent_downstream() {
     miss.bytes().await.expect("body");
     let hit = http.get(node.url("/t")).send().await.expect("hit");
     assert!(is_hit(&hit));
-    for name in ["cdn-cache-control", "edgecache-cache-control", "surrogate-control"] {
+    for name in ["edgecache-cache-control", "surrogate-control"] {
         assert!(!miss_headers.contains_key(name), "{name} on a miss");
         assert!(!hit.headers().contains_key(name), "{name} on a hit");
     }
+    // RFC 9213 §3: for every CDN cache on the way, so a CDN downstream of this one can obey it too.
+    assert_eq!(miss_headers.get("cdn-cache-control").map(|v| v.as_bytes()), Some(&b"max-age=60"[..]));
+    assert_eq!(header(&hit, "cdn-cache-control"), "max-age=60");
     assert_eq!(header(&hit, "cache-control"), "max-age=60");
 }
 

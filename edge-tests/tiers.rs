@@ -136,15 +136,15 @@ async fn a_hot_key_is_also_kept_for_a_short_time_by_the_nodes_that_do_not_own_it
 
 #[tokio::test]
 async fn fields_for_the_cdn_travel_between_tiers_and_never_reach_a_client() {
-    // The browser may keep it 10 s, the CDN 300 s; the tags are for purging. The edge, a CDN cache too, must see
-    // the shield's CDN-Cache-Control (or it would store for 10 s) and the tags (or it could not be purged by tag:
+    // The browser may keep it 10 s, edgecache 300 s; the tags are for purging. The edge must see the shield's
+    // Edgecache-Cache-Control (or it would store for 10 s) and the tags (or it could not be purged by tag:
     // `purge_tiers.rs`).
     let origin = TestOrigin::start(|_, _| {
         Reply::ok(
             "for the cdn",
             &[
                 ("cache-control", "max-age=10"),
-                ("cdn-cache-control", "max-age=300"),
+                ("edgecache-cache-control", "max-age=300"),
                 ("surrogate-key", "product-7 all"),
                 ("cache-tag", "home"),
             ],
@@ -158,18 +158,18 @@ async fn fields_for_the_cdn_travel_between_tiers_and_never_reach_a_client() {
     for round in 0..2 {
         let response = get(&http, &cluster.edges[owner], path).send().await.expect("get");
         let status = header(&response, "cache-status");
-        // The edge's own entry is last; its ttl comes from CDN-Cache-Control as the shield passed it on.
+        // The edge's own entry is last; its ttl comes from Edgecache-Cache-Control as the shield passed it on.
         let edge_entry = status.rsplit(", ").next().unwrap_or_default().to_string();
         let ttl: i64 = edge_entry
             .split("; ")
             .find_map(|p| p.strip_prefix("ttl="))
             .and_then(|t| t.parse().ok())
             .unwrap_or_else(|| panic!("a ttl in the edge's entry: {status}"));
-        assert!(ttl > 250, "round {round}: the edge stored by CDN-Cache-Control: {status}");
+        assert!(ttl > 250, "round {round}: the edge stored by Edgecache-Cache-Control: {status}");
         if round == 1 {
             assert!(edge_entry.contains("; hit"), "{status}");
         }
-        for field in ["cdn-cache-control", "surrogate-key", "cache-tag"] {
+        for field in ["edgecache-cache-control", "surrogate-key", "cache-tag"] {
             assert!(response.headers().get(field).is_none(), "round {round}: {field} reached the client");
         }
         assert_eq!(header(&response, "cache-control"), "max-age=10", "the browser's own field is kept");

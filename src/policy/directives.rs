@@ -151,7 +151,7 @@ pub fn parse_delta_seconds(text: &str) -> Option<u64> {
 }
 
 fn parse_into(text: &str, directives: &mut Vec<(String, Option<Argument>)>) {
-    for item in split_outside_quotes(text) {
+    for item in split_outside_quotes(text, ',') {
         let item = item.trim();
         if item.is_empty() {
             continue;
@@ -167,8 +167,8 @@ fn parse_into(text: &str, directives: &mut Vec<(String, Option<Argument>)>) {
     }
 }
 
-/// Splits at commas that are not inside a quoted string (with `\` escapes inside quotes).
-fn split_outside_quotes(text: &str) -> Vec<&str> {
+/// Splits at each `separator` that is not inside a quoted string (with `\` escapes inside quotes).
+pub(super) fn split_outside_quotes(text: &str, separator: char) -> Vec<&str> {
     let mut parts = Vec::new();
     let mut in_quotes = false;
     let mut escaped = false;
@@ -181,9 +181,9 @@ fn split_outside_quotes(text: &str) -> Vec<&str> {
         match c {
             '\\' if in_quotes => escaped = true,
             '"' => in_quotes = !in_quotes,
-            ',' if !in_quotes => {
+            c if c == separator && !in_quotes => {
                 parts.push(&text[start..i]);
-                start = i + 1;
+                start = i + separator.len_utf8();
             }
             _ => {}
         }

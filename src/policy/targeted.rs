@@ -1,15 +1,24 @@
 //! Targeted cache control (RFC 9213): which field decides this cache's policy for a response. The most specific
 //! present and valid field wins: `Edgecache-Cache-Control` > `CDN-Cache-Control` > `Surrogate-Control` >
 //! `Cache-Control`. The first two are Structured Field dictionaries (RFC 8941); an invalid one is ignored as if
-//! absent. `Surrogate-Control` (Edge Architecture 1.0) uses the `Cache-Control` syntax.
+//! absent. `Surrogate-Control` (Edge Architecture 1.0) uses the `Cache-Control` syntax, and a directive in it may
+//! name the surrogate it is for: this cache announces its device token upstream in `Surrogate-Capability`
+//! ([`SURROGATE_CAPABILITY`]) and obeys the directives that name it or no one.
 
 use http::HeaderMap;
 use http::header::HeaderName;
 
-use super::directives::{Argument, CacheControl};
+use super::directives::{Argument, CacheControl, split_outside_quotes};
 
 /// The targeted fields this cache obeys, most specific first. The pipeline strips them before answering clients.
 pub const TARGETED_FIELDS: [&str; 3] = ["edgecache-cache-control", "cdn-cache-control", "surrogate-control"];
+
+/// The device token of every edgecache node (Edge Architecture 1.0 §2.3): `Surrogate-Control: max-age=60;edgecache`
+/// is for edgecache alone.
+pub const SURROGATE_DEVICE_TOKEN: &str = "edgecache";
+
+/// What a node adds to the `Surrogate-Capability` of each request it sends upstream, once per chain.
+pub const SURROGATE_CAPABILITY: &str = "edgecache=\"Surrogate/1.0\"";
 
 /// Which field a response's directives came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +36,7 @@ pub fn effective(response: &HeaderMap) -> (CacheControl, Source) {
             continue;
         }
         let parsed = if name == "surrogate-control" {
-            Some(CacheControl::parse(response, &HeaderName::from_static("surrogate-control")))
+            Some(surrogate_directives(response))
         } else {
             structured_dictionary(response, name).map(CacheControl::from_structured)
         };
@@ -36,6 +45,28 @@ pub fn effective(response: &HeaderMap) -> (CacheControl, Source) {
         }
     }
     (CacheControl::of(response), Source::CacheControl)
+}
+
+/// The `Surrogate-Control` directives meant for this cache: those that name [`SURROGATE_DEVICE_TOKEN`] after a `;`
+/// come first (so they win over the same directive for every device, the first occurrence winning), then those that
+/// name no device; those for another device are left out.
+fn surrogate_directives(response: &HeaderMap) -> CacheControl {
+    let mut ours = Vec::new();
+    let mut everyone = Vec::new();
+    for line in response.get_all(HeaderName::from_static("surrogate-control")) {
+        let text = String::from_utf8_lossy(line.as_bytes());
+        for member in split_outside_quotes(&text, ',') {
+            let mut parts = split_outside_quotes(member, ';').into_iter();
+            let directive = parts.next().unwrap_or_default().trim().to_string();
+            match parts.next().map(str::trim) {
+                None => everyone.push(directive),
+                Some(token) if token.eq_ignore_ascii_case(SURROGATE_DEVICE_TOKEN) => ours.push(directive),
+                Some(_) => {}
+            }
+        }
+    }
+    ours.append(&mut everyone);
+    CacheControl::parse_str(&ours.join(", "))
 }
 
 /// Parses every line of `name` as one Structured Field dictionary; `None` if it is not valid.
@@ -287,5 +318,21 @@ mod tests {
         let (cc, source) = effective(&h);
         assert_eq!(source, Source::Targeted("surrogate-control"));
         assert_eq!(cc.seconds("max-age"), Some(20));
+    }
+
+    #[test]
+    fn surrogate_control_directives_for_this_device_win_and_those_for_another_are_ignored() {
+        let h = headers(&[("cache-control", "no-store"), ("surrogate-control", "max-age=10000;edgecache")]);
+        let (cc, source) = effective(&h);
+        assert_eq!(source, Source::Targeted("surrogate-control"));
+        assert_eq!(cc.seconds("max-age"), Some(10000));
+        let h = headers(&[("surrogate-control", "max-age=60, max-age=600;EdgeCache, no-store;other")]);
+        let (cc, _) = effective(&h);
+        assert_eq!(cc.seconds("max-age"), Some(600), "a directive naming this device wins");
+        assert!(!cc.has("no-store"), "a directive for another device is not ours");
+        let h = headers(&[("cache-control", "max-age=5"), ("surrogate-control", "max-age=60;other")]);
+        let (cc, source) = effective(&h);
+        assert_eq!(source, Source::CacheControl, "nothing in Surrogate-Control is for us");
+        assert_eq!(cc.seconds("max-age"), Some(5));
     }
 }

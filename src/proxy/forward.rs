@@ -1,5 +1,6 @@
 //! What a proxy changes in the messages it forwards: hop-by-hop fields removed (RFC 9110 §7.6.1), `Via` added on
-//! both ways, `X-Forwarded-For` / `X-Forwarded-Proto` added to requests, `Host` kept, and loop detection by `Via`.
+//! both ways, `X-Forwarded-For` / `X-Forwarded-Proto` and `Surrogate-Capability` added to requests, `Host` kept,
+//! and loop detection by `Via`.
 
 use std::net::IpAddr;
 
@@ -7,6 +8,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Version};
 
 use crate::cache::map_lookup;
+use crate::policy::targeted::{SURROGATE_CAPABILITY, SURROGATE_DEVICE_TOKEN};
 
 /// Fields that describe one connection, never forwarded.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -35,19 +37,17 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
-/// Targeted cache-control fields (RFC 9213) addressed to this cache: kept in the stored object, where the policy
-/// reads them, passed on to the other nodes of the cluster (which are CDN caches too), and removed from every
-/// answer to a client.
-pub static TARGETED_CACHE_CONTROL: [HeaderName; 3] = [
-    HeaderName::from_static("cdn-cache-control"),
-    HeaderName::from_static("edgecache-cache-control"),
-    HeaderName::from_static("surrogate-control"),
-];
+/// Targeted cache-control fields addressed to this cache alone: kept in the stored object, where the policy reads
+/// them, passed on to the other nodes of the cluster (which are edgecache too), and removed from every answer to a
+/// client. `CDN-Cache-Control` is not among them: it is for every CDN cache on the way, and RFC 9213 §3 has a CDN
+/// forward it so that a CDN downstream (a customer's own, or a second CDN) can obey it too.
+pub static TARGETED_CACHE_CONTROL: [HeaderName; 2] =
+    [HeaderName::from_static("edgecache-cache-control"), HeaderName::from_static("surrogate-control")];
 
 /// The lengths of the names `strip_cdn_fields` removes (a test keeps them in step with the names).
 const CDN_FIELD_LENGTHS: [usize; 4] = [9, 13, 17, 23];
 
-/// Removes what is for the CDN only from an answer on its way to a client (not to another node): the targeted
+/// Removes what is for this CDN only from an answer on its way to a client (not to another node): its own targeted
 /// cache-control fields and the tag fields (`Surrogate-Key`, `Cache-Tag`), as Fastly and Cloudflare do.
 pub fn strip_cdn_fields(headers: &mut HeaderMap) {
     let cdn_fields = || TARGETED_CACHE_CONTROL.iter().chain(&crate::purge::tags::TAG_FIELDS);
@@ -148,6 +148,21 @@ pub fn add_forwarded_for(headers: &mut HeaderMap, client: IpAddr, scheme: &str) 
     }
 }
 
+/// Announces this cache to the upstream as a surrogate (Edge Architecture 1.0 §2.3): appends
+/// [`SURROGATE_CAPABILITY`] to `Surrogate-Capability` unless an edgecache node nearer the client already did.
+pub fn add_surrogate_capability(headers: &mut HeaderMap) {
+    let name = HeaderName::from_static("surrogate-capability");
+    let announced = map_lookup::all(headers, &name).any(|value| {
+        value.to_str().is_ok_and(|text| {
+            text.split(',')
+                .any(|member| member.split('=').next().is_some_and(|token| token.trim() == SURROGATE_DEVICE_TOKEN))
+        })
+    });
+    if !announced {
+        headers.append(name, HeaderValue::from_static(SURROGATE_CAPABILITY));
+    }
+}
+
 fn static_scheme(scheme: &str) -> &'static str {
     if scheme == "https" { "https" } else { "http" }
 }
@@ -205,5 +220,16 @@ mod tests {
         add_forwarded_for(&mut h, "127.0.0.1".parse().expect("ip"), "https");
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn the_surrogate_capability_is_announced_once_per_chain() {
+        let mut h = HeaderMap::new();
+        h.insert("surrogate-capability", HeaderValue::from_static("abc=\"ESI/1.0\""));
+        add_surrogate_capability(&mut h);
+        let values: Vec<_> = h.get_all("surrogate-capability").iter().collect();
+        assert_eq!(values, ["abc=\"ESI/1.0\"", SURROGATE_CAPABILITY]);
+        add_surrogate_capability(&mut h);
+        assert_eq!(h.get_all("surrogate-capability").iter().count(), 2, "a nearer edgecache node announced it already");
     }
 }

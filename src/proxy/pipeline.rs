@@ -819,6 +819,7 @@ impl Proxy {
         }
         headers.append(header::VIA, self.via.for_version(parts.version).clone());
         forward::add_forwarded_for(&mut headers, conn.peer.ip(), conn.scheme);
+        forward::add_surrogate_capability(&mut headers);
         let mut request = Request::new(body);
         *request.method_mut() = parts.method.clone();
         if let Ok(uri) = uri.build() {
