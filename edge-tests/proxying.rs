@@ -76,6 +76,30 @@ async fn a_status_outside_100_to_599_is_a_502_and_never_stored() {
 }
 
 #[tokio::test]
+async fn trace_and_connect_are_refused_with_405_and_never_forwarded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = TestOrigin::start(|_, _| Reply::ok("x", &[])).await;
+    let node = TestNode::start(&origin, |_| {}).await;
+    let response = client()
+        .request(reqwest::Method::TRACE, node.url("/echo"))
+        .header("cookie", "session=secret")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 405);
+    assert!(header(&response, "allow").contains("GET"), "{}", header(&response, "allow"));
+    assert!(!response.text().await.expect("body").contains("secret"));
+
+    let mut stream = tokio::net::TcpStream::connect(node.handle.http_addrs[0]).await.expect("connect");
+    stream.write_all(b"CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n").await.expect("request");
+    let mut buf = [0u8; 512];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.expect("answered in time");
+    let answer = String::from_utf8_lossy(&buf[..read.expect("read")]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    assert_eq!(origin.hits(), 0);
+}
+
+#[tokio::test]
 async fn slow_origin_gives_a_504() {
     let origin = TestOrigin::start(|_, _| Reply::ok("late", &[]).delayed(Duration::from_secs(3))).await;
     let node = TestNode::start(&origin, |config| config.origin.response_timeout = Duration::from_millis(300)).await;

@@ -41,6 +41,8 @@ use crate::purge::Purger;
 use crate::throttle::Throttle;
 use peering::InPopStep;
 
+/// The methods a client may send (`Allow` of a 405): every method but `CONNECT` and `TRACE`, which are refused.
+const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 /// How a client reached this node.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientConn {
@@ -274,6 +276,15 @@ impl Proxy {
         if let Some(purge) = self.purge.as_ref().filter(|_| Purger::handles(&request)) {
             // `PURGE <url>` and the node-to-node purge endpoints are answered here, never forwarded.
             return Step::Purge { purge: purge.clone(), request, conn, from_peer };
+        }
+        if request.method() == Method::CONNECT || request.method() == Method::TRACE {
+            // A reverse proxy opens no tunnels, and TRACE would echo the client's fields back (cookies, and what
+            // this node adds): both are answered here, as nginx does, never forwarded.
+            let status = CacheStatus { detail: Some("method-not-allowed"), error: true, ..CacheStatus::default() };
+            let message = format!("{} is not served by this proxy", request.method());
+            let mut answer = respond::error(StatusCode::METHOD_NOT_ALLOWED, &message);
+            answer.headers_mut().insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+            return Step::Answered((answer, status));
         }
         let Some(host) = request_host(&request) else {
             let status = CacheStatus { detail: Some("no-host"), error: true, ..CacheStatus::default() };
