@@ -13,7 +13,7 @@ use super::directives::{Argument, CacheControl, split_outside_quotes};
 /// The targeted fields this cache obeys, most specific first. The pipeline strips them before answering clients.
 pub const TARGETED_FIELDS: [&str; 3] = ["edgecache-cache-control", "cdn-cache-control", "surrogate-control"];
 
-/// The device token of every edgecache node (Edge Architecture 1.0 §2.3): `Surrogate-Control: max-age=60;edgecache`
+/// The device token of every edgecache node (Edge Architecture 1.0): `Surrogate-Control: max-age=60;edgecache`
 /// is for edgecache alone.
 pub const SURROGATE_DEVICE_TOKEN: &str = "edgecache";
 

@@ -148,7 +148,7 @@ pub fn add_forwarded_for(headers: &mut HeaderMap, client: IpAddr, scheme: &str) 
     }
 }
 
-/// Announces this cache to the upstream as a surrogate (Edge Architecture 1.0 §2.3): appends
+/// Announces this cache to the upstream as a surrogate (Edge Architecture 1.0): appends
 /// [`SURROGATE_CAPABILITY`] to `Surrogate-Capability` unless an edgecache node nearer the client already did.
 pub fn add_surrogate_capability(headers: &mut HeaderMap) {
     let name = HeaderName::from_static("surrogate-capability");
