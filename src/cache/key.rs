@@ -156,10 +156,24 @@ impl VariantKey {
     }
 }
 
+/// Fields whose values are case-insensitive throughout: language tags (RFC 4647 §2) and content-codings
+/// (RFC 9110 §8.4.1), with their `q` parameters. `Accept` is not among them: a media type's parameters may be
+/// case-sensitive.
+const CASE_INSENSITIVE_VALUES: [HeaderName; 2] = [http::header::ACCEPT_LANGUAGE, http::header::ACCEPT_ENCODING];
+
 /// Appends the field's values as one list: lines joined by commas, whitespace around commas removed and runs of
 /// whitespace inside a member collapsed to one space, so `a, b`, `a,b` and `a,  b` (or the same values on two
-/// lines) select the same variant. Case is kept: whether it matters depends on the field.
+/// lines) select the same variant. Case is kept, except in [`CASE_INSENSITIVE_VALUES`]: `en-US` and `en-us` are one
+/// language.
 fn push_normalised_values(key: &mut String, request: &HeaderMap, field: &HeaderName) {
+    let fold_case = CASE_INSENSITIVE_VALUES.contains(field);
+    let push_word = |key: &mut String, word: &str| {
+        if fold_case {
+            key.extend(word.chars().map(|c| c.to_ascii_lowercase()));
+        } else {
+            key.push_str(word);
+        }
+    };
     let mut first = true;
     for value in request.get_all(field) {
         for item in String::from_utf8_lossy(value.as_bytes()).split(',') {
@@ -169,11 +183,11 @@ fn push_normalised_values(key: &mut String, request: &HeaderMap, field: &HeaderN
             first = false;
             let mut words = item.split_ascii_whitespace();
             if let Some(word) = words.next() {
-                key.push_str(word);
+                push_word(key, word);
             }
             for word in words {
                 key.push(' ');
-                key.push_str(word);
+                push_word(key, word);
             }
         }
     }
@@ -210,6 +224,20 @@ mod tests {
         let mut star = HeaderMap::new();
         star.insert("vary", HeaderValue::from_static("accept, *"));
         assert_eq!(VarySpec::from_response(&star), VarySpec::Any);
+    }
+
+    #[test]
+    fn language_tags_and_codings_select_a_variant_whatever_their_case_and_other_fields_keep_it() {
+        let primary = PrimaryKey::new("http", "h", &Uri::from_static("/"));
+        let key = |field: &'static str, value: &'static str| {
+            let spec = VarySpec::Fields(vec![HeaderName::from_static(field)].into());
+            let mut request = HeaderMap::new();
+            request.insert(field, HeaderValue::from_static(value));
+            VariantKey::new(&primary, &spec, &request)
+        };
+        assert_eq!(key("accept-language", "en-US, De;q=0.5"), key("accept-language", "en-us, de;Q=0.5"));
+        assert_eq!(key("accept-encoding", "GZIP"), key("accept-encoding", "gzip"));
+        assert_ne!(key("x-token", "Abc"), key("x-token", "abc"), "an unknown field's case may matter");
     }
 
     #[test]
