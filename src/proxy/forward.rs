@@ -152,12 +152,10 @@ pub fn add_forwarded_for(headers: &mut HeaderMap, client: IpAddr, scheme: &str) 
 /// [`SURROGATE_CAPABILITY`] to `Surrogate-Capability` unless an edgecache node nearer the client already did.
 pub fn add_surrogate_capability(headers: &mut HeaderMap) {
     let name = HeaderName::from_static("surrogate-capability");
-    let announced = map_lookup::all(headers, &name).any(|value| {
-        value.to_str().is_ok_and(|text| {
-            text.split(',')
-                .any(|member| member.split('=').next().is_some_and(|token| token.trim() == SURROGATE_DEVICE_TOKEN))
-        })
-    });
+    let announced = map_lookup::all(headers, &name)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|text| text.split(','))
+        .any(|member| member.split('=').next().is_some_and(|token| token.trim() == SURROGATE_DEVICE_TOKEN));
     if !announced {
         headers.append(name, HeaderValue::from_static(SURROGATE_CAPABILITY));
     }

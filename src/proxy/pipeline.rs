@@ -277,15 +277,6 @@ impl Proxy {
             // `PURGE <url>` and the node-to-node purge endpoints are answered here, never forwarded.
             return Step::Purge { purge: purge.clone(), request, conn, from_peer };
         }
-        if request.method() == Method::CONNECT || request.method() == Method::TRACE {
-            // A reverse proxy opens no tunnels, and TRACE would echo the client's fields back (cookies, and what
-            // this node adds): both are answered here, as nginx does, never forwarded.
-            let status = CacheStatus { detail: Some("method-not-allowed"), error: true, ..CacheStatus::default() };
-            let message = format!("{} is not served by this proxy", request.method());
-            let mut answer = respond::error(StatusCode::METHOD_NOT_ALLOWED, &message);
-            answer.headers_mut().insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
-            return Step::Answered((answer, status));
-        }
         let Some(host) = request_host(&request) else {
             let status = CacheStatus { detail: Some("no-host"), error: true, ..CacheStatus::default() };
             return Step::Answered((respond::error(StatusCode::BAD_REQUEST, "the request names no host"), status));
@@ -298,6 +289,15 @@ impl Proxy {
         let primary = PrimaryKey::new(conn.scheme, host, request.uri());
         let method = request.method();
         if method != Method::GET && method != Method::HEAD {
+            if method == Method::CONNECT || method == Method::TRACE {
+                // A reverse proxy opens no tunnels, and TRACE would echo the client's fields back (cookies, and what
+                // this node adds): both are answered here, as nginx does, never forwarded.
+                let status = CacheStatus { detail: Some("method-not-allowed"), error: true, ..CacheStatus::default() };
+                let message = format!("{method} is not served by this proxy");
+                let mut answer = respond::error(StatusCode::METHOD_NOT_ALLOWED, &message);
+                answer.headers_mut().insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+                return Step::Answered((answer, status));
+            }
             let invalidation = (!invalidate::is_safe(method))
                 .then(|| InvalidationTarget::new(conn.scheme, host, request.uri(), primary.clone()));
             return Step::Pass { request, conn, primary, from_peer, invalidation };
