@@ -9,7 +9,23 @@ use crate::support::{Reply, TestOrigin, client, free_port};
 
 #[tokio::test]
 async fn sigterm_drains_an_in_flight_request_then_exits_zero() {
+    drains_on_sigterm(&[]).await;
+}
+
+/// With one CPU to run on, the node runs a single-threaded runtime: it must serve, cache and drain the same.
+#[tokio::test]
+async fn on_one_cpu_the_node_serves_from_cache_and_drains_on_sigterm() {
+    drains_on_sigterm(&["taskset", "-c", "0"]).await;
+}
+
+/// Starts the binary (behind `wrapper`, a command that runs it, if any), checks that a second request for a
+/// cacheable URL is a hit, then sends SIGTERM while a slow request is in flight: it must finish, then the node
+/// exits 0 and stops listening.
+async fn drains_on_sigterm(wrapper: &[&str]) {
     let origin = TestOrigin::start(|seen, _| {
+        if seen.path_and_query == "/cached" {
+            return Reply::ok("kept", &[("cache-control", "max-age=60")]);
+        }
         let reply = Reply::ok("finished", &[("cache-control", "no-store")]);
         if seen.path_and_query == "/slow" { reply.delayed(Duration::from_millis(1500)) } else { reply }
     })
@@ -26,7 +42,17 @@ async fn sigterm_drains_an_in_flight_request_then_exits_zero() {
     )
     .expect("write config");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edgecache"))
+    let bin = env!("CARGO_BIN_EXE_edgecache");
+    let (program, before) = match wrapper.split_first() {
+        Some((program, args)) => (*program, args.to_vec()),
+        None => (bin, Vec::new()),
+    };
+    let mut command = Command::new(program);
+    command.args(before);
+    if !wrapper.is_empty() {
+        command.arg(bin);
+    }
+    let mut child = command
         .arg("--config")
         .arg(&path)
         .stdout(Stdio::null())
@@ -35,6 +61,14 @@ async fn sigterm_drains_an_in_flight_request_then_exits_zero() {
         .expect("spawn edgecache");
     crate::support::wait_ready(admin).await;
     let http = client();
+    for expected in ["fwd=uri-miss", "; hit"] {
+        let answer = http.get(format!("http://127.0.0.1:{port}/cached")).send().await.expect("cached url");
+        let status = answer.headers().get("cache-status").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        assert_eq!(answer.text().await.expect("body"), "kept");
+        assert!(status.contains(expected), "{expected}: {status}");
+    }
+    let fetched = origin.seen().iter().filter(|seen| seen.path_and_query == "/cached").count();
+    assert_eq!(fetched, 1, "the second request was served from cache");
 
     let in_flight = tokio::spawn({
         let http = http.clone();

@@ -74,8 +74,21 @@ fn config_failed(errors: &edgecache::config::ConfigErrors) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The runtime: a worker thread per CPU this process may use (its affinity and cgroup quota, as
+/// `available_parallelism` reads them); with one CPU, a single-threaded runtime, as an nginx worker is one event
+/// loop per core: it has no work stealing and no wakeups across threads to pay for, and nothing to gain from them.
+fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
+}
+
 fn block_on<E: std::fmt::Display>(future: impl std::future::Future<Output = Result<(), E>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match build_runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("edgecache: cannot start the runtime: {error}");
