@@ -10,6 +10,8 @@
 # ~50x slower: compare builds with each other, not with the load test's wall-clock figures.
 #
 # Usage: benches/hit_instructions.sh [BIN] [N]      BIN [target/release/edgecache]  N [2000]
+# Under `taskset -c 0 benches/hit_instructions.sh ...` the server sees one CPU and runs the single-threaded runtime,
+# as it does in the load harness; unpinned it runs a worker per CPU.
 # Environment: SIZE [1024] body size; HOT [100] URLs in the hot set; TARGET [edgecache] or ceiling.
 # Needs valgrind and wrk (apt-get install valgrind wrk). Everything started here is stopped on exit.
 set -euo pipefail
