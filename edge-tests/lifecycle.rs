@@ -52,17 +52,9 @@ async fn drains_on_sigterm(wrapper: &[&str]) {
     )
     .expect("write config");
 
-    let bin = env!("CARGO_BIN_EXE_edgecache");
-    let (program, before) = match wrapper.split_first() {
-        Some((program, args)) => (*program, args.to_vec()),
-        None => (bin, Vec::new()),
-    };
-    let mut command = Command::new(program);
-    command.args(before);
-    if !wrapper.is_empty() {
-        command.arg(bin);
-    }
-    let mut child = command
+    let argv: Vec<&str> = wrapper.iter().copied().chain([env!("CARGO_BIN_EXE_edgecache")]).collect();
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
         .arg("--config")
         .arg(&path)
         .stdout(Stdio::null())

@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 
 use http::header::HeaderName;
 use xxhash_rust::xxh3::xxh3_64;
@@ -27,10 +27,11 @@ thread_local! {
 }
 
 /// The names kept as `'static` text, and the bytes they take.
-static KEPT: Mutex<Kept> = Mutex::new(Kept { names: None, bytes: 0 });
+static KEPT: LazyLock<Mutex<Kept>> = LazyLock::new(Mutex::default);
 
+#[derive(Default)]
 struct Kept {
-    names: Option<HashSet<&'static str>>,
+    names: HashSet<&'static str>,
     bytes: usize,
 }
 
@@ -63,7 +64,6 @@ fn kept(name: &HeaderName) -> Option<HeaderName> {
     let text = name.as_str();
     let mut kept = KEPT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let Kept { names, bytes } = &mut *kept;
-    let names = names.get_or_insert_with(HashSet::new);
     let text: &'static str = match names.get(text) {
         Some(&text) => text,
         None if names.len() < MAX_NAMES && *bytes + text.len() <= MAX_NAME_BYTES => {
