@@ -118,6 +118,53 @@ async fn oversized_request_headers_get_431() {
     assert_eq!(origin.hits(), 0);
 }
 
+/// What the node answers on one connection to `requests` sent one after another, each read to its end (the node
+/// closes the connection after a 414 or 431).
+async fn raw_answers(node: &TestNode, requests: &[Vec<u8>]) -> Vec<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(node.handle.http_addrs[0]).await.expect("connect");
+    let mut answers = Vec::new();
+    for request in requests {
+        stream.write_all(request).await.expect("request");
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Each answer here is a head with a short body of a known end ("x") or none.
+        while !answer.ends_with(b"\r\n\r\nx") && !answer.ends_with(b"content-length: 0\r\n\r\n") {
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.expect("in time");
+            match read.expect("read") {
+                0 => break,
+                n => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+        answers.push(String::from_utf8_lossy(&answer).to_string());
+    }
+    answers
+}
+
+#[tokio::test]
+async fn a_request_line_longer_than_the_head_limit_gets_414_and_a_head_over_it_431_to_the_byte() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("x", &[])).await;
+    let node = TestNode::start(&origin, |config| config.server.max_header_size = 16 * 1024).await;
+    let short = b"GET /short HTTP/1.1\r\nhost: example.test\r\n\r\n".to_vec();
+    let long = format!("GET /{} HTTP/1.1\r\nhost: example.test\r\n\r\n", "a".repeat(20 * 1024)).into_bytes();
+    let first = raw_answers(&node, std::slice::from_ref(&long)).await;
+    assert!(first[0].starts_with("HTTP/1.1 414 URI Too Long\r\n"), "{}", first[0]);
+    let answers = raw_answers(&node, &[short.clone(), long]).await;
+    assert!(answers[0].starts_with("HTTP/1.1 200"), "{}", answers[0]);
+    assert!(answers[1].starts_with("HTTP/1.1 414 URI Too Long\r\n"), "{}", answers[1]);
+    // A request line that fits, followed by header fields that do not: 431. One byte under the limit passes.
+    let with_field = |len: usize| {
+        let head = "GET /f HTTP/1.1\r\nhost: example.test\r\nx-big: \r\n\r\n";
+        format!("GET /f HTTP/1.1\r\nhost: example.test\r\nx-big: {}\r\n\r\n", "b".repeat(len - head.len())).into_bytes()
+    };
+    let answers = raw_answers(&node, &[with_field(16 * 1024 + 1)]).await;
+    assert!(answers[0].starts_with("HTTP/1.1 431"), "{}", answers[0]);
+    let answers = raw_answers(&node, &[with_field(16 * 1024 - 1), with_field(16 * 1024 + 1)]).await;
+    assert!(answers[0].starts_with("HTTP/1.1 200"), "{}", answers[0]);
+    assert!(answers[1].starts_with("HTTP/1.1 431"), "{}", answers[1]);
+    assert_eq!(origin.hits(), 2, "only the heads that fit reached the origin");
+}
+
 #[tokio::test]
 async fn a_request_that_already_passed_this_node_is_a_loop() {
     let origin = TestOrigin::start(|_, _| Reply::ok("x", &[])).await;

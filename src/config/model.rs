@@ -44,7 +44,8 @@ pub struct ServerConfig {
     pub tls_listen: Vec<SocketAddr>,
     /// Certificates, chosen by SNI; the first one also answers clients that send no (or an unknown) name.
     pub tls: Vec<TlsCertConfig>,
-    /// Largest request head (request line + headers) accepted; larger gets 431.
+    /// Largest request head (request line + headers) accepted; larger gets 431 (414 when the request line alone
+    /// does not fit).
     #[serde(serialize_with = "ser::size")]
     pub max_header_size: u64,
     /// Most request header fields accepted; more gets 431.

@@ -15,14 +15,16 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::Version;
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::head_limit::HeadLimit;
 
 /// Checks of a quiet connection before it is closed (each a quarter of the timeout apart).
 const QUIET_CHECKS: u32 = 4;
@@ -36,6 +38,13 @@ const STARTED: u64 = (1 << 32) + 1;
 const ENDED: u64 = (1 << 32) - 1;
 const IN_FLIGHT_MASK: u64 = (1 << 32) - 1;
 
+/// No request has begun since the last read.
+const NO_REQUEST: u8 = 0;
+/// A request with a body (or an HTTP/2 one) has begun since the last read.
+const REQUEST_WITH_BODY: u8 = 1;
+/// A bodiless HTTP/1 request has begun since the last read.
+const REQUEST_BODILESS: u8 = 2;
+
 /// What the guard of one connection watches.
 #[derive(Debug, Default)]
 pub struct HeadWatch {
@@ -46,6 +55,9 @@ pub struct HeadWatch {
     head_begun: AtomicBool,
     /// The connection turned out to be HTTP/2.
     h2: AtomicBool,
+    /// A request has begun since the last read: [`NO_REQUEST`], [`REQUEST_WITH_BODY`] or [`REQUEST_BODILESS`] (an
+    /// HTTP/1 request without a body, so that the next byte read starts a request head).
+    began: AtomicU8,
 }
 
 /// The two limits of a connection.
@@ -63,12 +75,16 @@ impl HeadWatch {
         Arc::new(HeadWatch::default())
     }
 
-    /// A request head of `version` arrived: the request counts as in flight until the returned guard is dropped
-    /// (with the response's body, or with the request's future if it never answers).
-    pub fn request(self: &Arc<Self>, version: Version) -> InFlight {
-        if version == Version::HTTP_2 {
+    /// A request head of `version` arrived, followed by a body unless `bodiless`: the request counts as in flight
+    /// until the returned guard is dropped (with the response's body, or with the request's future if it never
+    /// answers).
+    pub fn request(self: &Arc<Self>, version: Version, bodiless: bool) -> InFlight {
+        let h2 = version == Version::HTTP_2;
+        if h2 {
             self.h2.store(true, Ordering::Relaxed);
         }
+        let began = if bodiless && !h2 { REQUEST_BODILESS } else { REQUEST_WITH_BODY };
+        self.began.store(began, Ordering::Relaxed);
         self.requests.fetch_add(STARTED, Ordering::Relaxed);
         self.head_begun.store(false, Ordering::Relaxed);
         InFlight(self.clone())
@@ -108,33 +124,55 @@ impl HeadWatch {
     }
 }
 
-/// A client connection whose reads tell its guard that a request head has begun.
+/// A client connection whose reads tell its guard that a request head has begun, and whose request heads are held
+/// to `server.max_header_size` (`head_limit.rs`).
 pub struct WatchedIo<S> {
     inner: S,
     watch: Arc<HeadWatch>,
+    limit: HeadLimit,
 }
 
 impl<S> WatchedIo<S> {
-    pub fn new(inner: S, watch: Arc<HeadWatch>) -> WatchedIo<S> {
-        WatchedIo { inner, watch }
+    /// `head_limit` is `server.max_header_size`, at least hyper's smallest buffer.
+    pub fn new(inner: S, watch: Arc<HeadWatch>, head_limit: usize) -> WatchedIo<S> {
+        WatchedIo { inner, watch, limit: HeadLimit::new(head_limit) }
     }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for WatchedIo<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let began = this.watch.began.load(Ordering::Relaxed);
+        if began != NO_REQUEST {
+            this.watch.began.store(NO_REQUEST, Ordering::Relaxed);
+            this.limit.request_began(began == REQUEST_BODILESS);
+        }
         let before = buf.filled().len();
-        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        match this.limit.room() {
+            Some(room) if room < buf.remaining() => {
+                // Near the end of a head's room: read into a smaller buffer, then count what came in `buf`.
+                let mut limited = ReadBuf::new(buf.initialize_unfilled_to(room));
+                ready!(Pin::new(&mut this.inner).poll_read(cx, &mut limited))?;
+                let read = limited.filled().len();
+                buf.advance(read);
+            }
+            _ => ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?,
+        }
         if buf.filled().len() > before {
             this.watch.bytes_read();
+            this.limit.read(&buf.filled()[before..]);
         }
-        polled
+        Poll::Ready(Ok(()))
     }
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for WatchedIo<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        if this.limit.rewrites() {
+            return this.limit.poll_write(Pin::new(&mut this.inner), cx, buf);
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -142,7 +180,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WatchedIo<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        if this.limit.rewrites() {
+            let first = bufs.iter().find(|buf| !buf.is_empty()).map_or(&[][..], |buf| &buf[..]);
+            return this.limit.poll_write(Pin::new(&mut this.inner), cx, first);
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -224,7 +267,7 @@ mod tests {
     async fn a_head_begun_and_not_finished_expires_after_the_header_limit_from_its_first_byte() {
         let watch = HeadWatch::new();
         let (client, server) = tokio::io::duplex(64);
-        let mut server = WatchedIo::new(server, watch.clone());
+        let mut server = WatchedIo::new(server, watch.clone(), 8192);
         let expired = tokio::spawn({
             let watch = watch.clone();
             async move { expiry(&watch).await }
@@ -243,7 +286,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_request_in_flight_keeps_it_open_and_the_idle_limit_counts_from_its_end() {
         let watch = HeadWatch::new();
-        let in_flight = watch.request(Version::HTTP_11);
+        let in_flight = watch.request(Version::HTTP_11, true);
         let expired = tokio::spawn({
             let watch = watch.clone();
             async move { expiry(&watch).await }
@@ -265,7 +308,7 @@ mod tests {
                 loop {
                     watch.bytes_read();
                     tokio::time::sleep(Duration::from_secs(7)).await;
-                    drop(watch.request(Version::HTTP_11));
+                    drop(watch.request(Version::HTTP_11, true));
                 }
             })
         };
@@ -273,7 +316,7 @@ mod tests {
         assert!(expired.is_err(), "a head every 7 s (each under the 8 s limit) for ten minutes");
         traffic.abort();
         let h2 = HeadWatch::new();
-        drop(h2.request(Version::HTTP_2));
+        drop(h2.request(Version::HTTP_2, true));
         assert!(tokio::time::timeout(Duration::from_secs(600), h2.expired(LIMITS)).await.is_err());
     }
 }

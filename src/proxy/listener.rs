@@ -1,5 +1,6 @@
 //! Accepting client connections: plain HTTP/1.1 + h2c, or TLS (HTTP/1.1 + h2 by ALPN), served by hyper with the
-//! request-head limits (431), the slow-header guard (`head_watch.rs`), and graceful draining on shutdown.
+//! request-head limits (431, or 414 for a request line: `head_limit.rs`), the slow-header guard (`head_watch.rs`),
+//! and graceful draining on shutdown.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct ConnectionBuilder {
     builder: Arc<auto::Builder<TokioExecutor>>,
     /// `server.header_read_timeout` and `server.idle_timeout`: for the TLS handshake and the connection's guard.
     limits: Limits,
+    /// `server.max_header_size` as hyper applies it: kept by `head_limit.rs`.
+    head_limit: usize,
 }
 
 impl ConnectionBuilder {
@@ -56,7 +59,7 @@ impl ConnectionBuilder {
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(server.idle_timeout);
         let limits = Limits { header: server.header_read_timeout, idle: server.idle_timeout };
-        ConnectionBuilder { builder: Arc::new(builder), limits }
+        ConnectionBuilder { builder: Arc::new(builder), limits, head_limit }
     }
 }
 
@@ -125,7 +128,8 @@ async fn serve_connection(
     let service = service_fn({
         let watch = watch.clone();
         move |request: hyper::Request<hyper::body::Incoming>| {
-            let in_flight = watch.request(request.version());
+            let bodiless = hyper::body::Body::is_end_stream(request.body());
+            let in_flight = watch.request(request.version(), bodiless);
             let watched = move |response: Response<ServedBody>| {
                 Ok::<_, Infallible>(response.map(|body| WatchedBody::new(body, in_flight)))
             };
@@ -160,7 +164,7 @@ async fn serve_connection(
             }
         }
     };
-    let io = TokioIo::new(WatchedIo::new(io, watch.clone()));
+    let io = TokioIo::new(WatchedIo::new(io, watch.clone(), connections.head_limit));
     let connection = connections.builder.serve_connection(io, service).into_owned();
     let result = tokio::select! {
         result = watcher.watch(connection) => result,

@@ -4,6 +4,7 @@
 pub mod body;
 pub mod fetched_body;
 pub mod forward;
+mod head_limit;
 pub mod head_update;
 pub mod head_watch;
 pub mod invalidate;
