@@ -118,8 +118,8 @@ async fn oversized_request_headers_get_431() {
     assert_eq!(origin.hits(), 0);
 }
 
-/// What the node answers on one connection to `requests` sent one after another, each read to its end (the node
-/// closes the connection after a 414 or 431).
+/// What the node answers on one connection to `requests` sent one after another: each answer's head and its
+/// body of `content-length` bytes (the node closes the connection after a 400, 414 or 431).
 async fn raw_answers(node: &TestNode, requests: &[Vec<u8>]) -> Vec<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(node.handle.http_addrs[0]).await.expect("connect");
@@ -128,8 +128,18 @@ async fn raw_answers(node: &TestNode, requests: &[Vec<u8>]) -> Vec<String> {
         stream.write_all(request).await.expect("request");
         let mut answer = Vec::new();
         let mut buf = [0u8; 4096];
-        // Each answer here is a head with a short body of a known end ("x") or none.
-        while !answer.ends_with(b"\r\n\r\nx") && !answer.ends_with(b"content-length: 0\r\n\r\n") {
+        loop {
+            let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .and_then(|value| value.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if answer.len() >= end + 4 + length {
+                    break;
+                }
+            }
             let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.expect("in time");
             match read.expect("read") {
                 0 => break,
@@ -139,6 +149,28 @@ async fn raw_answers(node: &TestNode, requests: &[Vec<u8>]) -> Vec<String> {
         answers.push(String::from_utf8_lossy(&answer).to_string());
     }
     answers
+}
+
+#[tokio::test]
+async fn a_request_with_two_host_lines_or_an_invalid_host_gets_400() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("x", &[])).await;
+    let node = TestNode::start(&origin, |_| {}).await;
+    let cases: [&[u8]; 4] = [
+        b"GET /h HTTP/1.1\r\nhost: a.test\r\nhost: b.test\r\n\r\n",
+        b"GET /h HTTP/1.1\r\nhost: bad host\r\n\r\n",
+        b"GET /h HTTP/1.1\r\nhost: a.test:99999\r\n\r\n",
+        b"GET http://a.test/h HTTP/1.1\r\nhost: a/b\r\n\r\n",
+    ];
+    for case in cases {
+        let answer = &raw_answers(&node, &[case.to_vec()]).await[0];
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains("detail=invalid-host"), "{answer}");
+    }
+    let good = b"GET http://a.test/h HTTP/1.1\r\nhost: b.test:8080\r\n\r\n".to_vec();
+    let answer = &raw_answers(&node, &[good]).await[0];
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(origin.hits(), 1, "only the valid request reached the origin");
+    assert_eq!(origin.seen()[0].headers.get("host").map(|v| v.as_bytes()), Some(&b"a.test"[..]), "the target's host");
 }
 
 #[tokio::test]

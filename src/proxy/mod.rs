@@ -7,6 +7,7 @@ pub mod forward;
 mod head_limit;
 pub mod head_update;
 pub mod head_watch;
+pub mod host_field;
 pub mod invalidate;
 pub mod listener;
 pub mod pipeline;

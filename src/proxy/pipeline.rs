@@ -21,6 +21,7 @@ mod peering;
 use super::body::ProxyBody;
 use super::forward;
 use super::head_update;
+use super::host_field::addressed_host;
 use super::invalidate::{self, InvalidationTarget};
 use super::range::{self, RangeAnswer};
 use super::respond;
@@ -277,9 +278,12 @@ impl Proxy {
             // `PURGE <url>` and the node-to-node purge endpoints are answered here, never forwarded.
             return Step::Purge { purge: purge.clone(), request, conn, from_peer };
         }
-        let Some(host) = request_host(&request) else {
-            let status = CacheStatus { detail: Some("no-host"), error: true, ..CacheStatus::default() };
-            return Step::Answered((respond::error(StatusCode::BAD_REQUEST, "the request names no host"), status));
+        let host = match addressed_host(&request) {
+            Ok(host) => host,
+            Err(error) => {
+                let status = CacheStatus { detail: Some(error.detail()), error: true, ..CacheStatus::default() };
+                return Step::Answered((respond::error(StatusCode::BAD_REQUEST, &error.to_string()), status));
+            }
         };
         if let Some(refused) = self.throttle_client(&request, conn, ClientStage::Admitted) {
             return Step::Answered(refused);
@@ -823,9 +827,9 @@ impl Proxy {
         uri = uri.path_and_query(parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/"));
         let mut headers = parts.headers.clone();
         forward::strip_hop_by_hop(&mut headers);
-        if !headers.contains_key(header::HOST)
-            && let Some(value) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
+        // The target's authority (absolute form, HTTP/2) is the host addressed: `Host` is made from it (RFC 9112
+        // §3.2.2), else the client's `Host` is kept.
+        if let Some(value) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
             headers.insert(header::HOST, value);
         }
         headers.append(header::VIA, self.via.for_version(parts.version).clone());
@@ -869,11 +873,7 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
-/// The host a request addresses: the URI's authority (HTTP/2, absolute-form) or the `Host` field.
+/// The host a request addresses (`host_field.rs`), if it names one this node can use.
 pub(super) fn request_host<B>(request: &Request<B>) -> Option<&str> {
-    if let Some(authority) = request.uri().authority() {
-        return Some(authority.as_str());
-    }
-    let host = request.headers().get(header::HOST)?.to_str().ok()?;
-    (!host.is_empty()).then_some(host)
+    addressed_host(request).ok()
 }
