@@ -329,3 +329,33 @@ async fn the_header_guard_closes_an_idle_http1_connection_and_leaves_an_idle_htt
     let again = h2.get(node.url("/idle-h2")).send().await.expect("h2 again");
     assert_eq!(again.status(), 200);
 }
+
+#[tokio::test]
+async fn options_with_no_hops_left_is_answered_here_and_with_some_goes_on_with_one_less() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("", &[("allow", "GET")])).await;
+    let node = TestNode::start(&origin, |_| {}).await;
+    let http = client();
+    let here = http.request(reqwest::Method::OPTIONS, node.url("/o")).header("max-forwards", "0").send().await;
+    let here = here.expect("answer");
+    assert_eq!(here.status(), 200);
+    assert!(header(&here, "allow").contains("OPTIONS"), "{}", header(&here, "allow"));
+    assert!(cache_status(&here).contains("detail=max-forwards"), "{}", cache_status(&here));
+    assert_eq!(origin.hits(), 0);
+    let on = http.request(reqwest::Method::OPTIONS, node.url("/o")).header("max-forwards", "5").send().await;
+    assert_eq!(on.expect("answer").status(), 200);
+    assert_eq!(origin.hits(), 1);
+    assert_eq!(origin.seen()[0].headers.get("max-forwards").map(|v| v.as_bytes()), Some(&b"4"[..]));
+}
+
+#[tokio::test]
+async fn a_body_with_a_transfer_coding_other_than_chunked_gets_501() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("x", &[])).await;
+    let node = TestNode::start(&origin, |_| {}).await;
+    let coded = b"POST /t HTTP/1.1\r\nhost: a.test\r\ntransfer-encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    let answer = &raw_answers(&node, &[coded.to_vec()]).await[0];
+    assert!(answer.starts_with("HTTP/1.1 501"), "{answer}");
+    let plain = b"POST /t HTTP/1.1\r\nhost: a.test\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    let answer = &raw_answers(&node, &[plain.to_vec()]).await[0];
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(origin.hits(), 1, "only the chunked body reached the origin");
+}

@@ -10,12 +10,14 @@ pub mod head_watch;
 pub mod host_field;
 pub mod invalidate;
 pub mod listener;
+pub mod max_forwards;
 pub mod pipeline;
 pub mod probe;
 pub mod range;
 pub mod respond;
 pub mod served;
 mod throttled;
+pub mod transfer_coding;
 pub mod upstream;
 
 pub use body::ProxyBody;

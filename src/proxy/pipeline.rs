@@ -23,10 +23,12 @@ use super::forward;
 use super::head_update;
 use super::host_field::addressed_host;
 use super::invalidate::{self, InvalidationTarget};
+use super::max_forwards::MaxForwards;
 use super::range::{self, RangeAnswer};
 use super::respond;
 use super::served::{Observed, ServedBody};
 use super::throttled::{ClientStage, client_throttled, holding, may_stand_in_when_busy, origin_busy};
+use super::transfer_coding;
 use super::upstream::{Upstream, UpstreamBody, UpstreamError};
 use crate::cache::{CachedObject, FoundAt, Lookup, PrimaryKey, Store, VariantKey, map_lookup};
 use crate::cluster::Cluster;
@@ -263,7 +265,7 @@ impl Proxy {
     }
 
     /// Admit → key → route → lookup, from memory only: an answer, or the step that needs the network.
-    fn decide(self: &Arc<Self>, request: Request<Incoming>, conn: ClientConn, from_peer: Option<Arc<str>>) -> Step {
+    fn decide(self: &Arc<Self>, mut request: Request<Incoming>, conn: ClientConn, from_peer: Option<Arc<str>>) -> Step {
         // Admit (the peer proof was checked by `handle`).
         if forward::is_loop(request.headers(), &self.node_id) {
             let status = CacheStatus { detail: Some("loop"), error: true, ..CacheStatus::default() };
@@ -285,6 +287,11 @@ impl Proxy {
                 return Step::Answered((respond::error(StatusCode::BAD_REQUEST, &error.to_string()), status));
             }
         };
+        if !http_body::Body::is_end_stream(request.body()) && transfer_coding::has_unknown_coding(request.headers()) {
+            let status = CacheStatus { detail: Some("transfer-coding"), error: true, ..CacheStatus::default() };
+            let answer = respond::error(StatusCode::NOT_IMPLEMENTED, "a transfer coding other than chunked");
+            return Step::Answered((answer, status));
+        }
         if let Some(refused) = self.throttle_client(&request, conn, ClientStage::Admitted) {
             return Step::Answered(refused);
         }
@@ -304,6 +311,19 @@ impl Proxy {
             }
             let invalidation = (!invalidate::is_safe(method))
                 .then(|| InvalidationTarget::new(conn.scheme, host, request.uri(), primary.clone()));
+            match MaxForwards::of(request.method(), request.headers()) {
+                MaxForwards::AsItIs => {}
+                MaxForwards::AnswerHere => {
+                    // The final recipient of an OPTIONS with no hops left: what this node allows.
+                    let status = CacheStatus { detail: Some("max-forwards"), ..CacheStatus::default() };
+                    let mut answer = Response::new(ProxyBody::empty());
+                    answer.headers_mut().insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+                    return Step::Answered((answer, status));
+                }
+                MaxForwards::Decremented(hops) => {
+                    request.headers_mut().insert(header::MAX_FORWARDS, hops);
+                }
+            }
             return Step::Pass { request, conn, primary, from_peer, invalidation };
         }
 
