@@ -77,7 +77,8 @@ impl HeadLimit {
     /// `bytes` were read from the client.
     pub fn read(&mut self, bytes: &[u8]) {
         if let Head::Reading { read, line_ended } = self.head {
-            let line_ended = line_ended || bytes.contains(&b'\n');
+            // A read that ends a line (most often a whole head) has seen a line end: no need to look for one.
+            let line_ended = line_ended || bytes.last() == Some(&b'\n') || bytes.contains(&b'\n');
             let read = read + bytes.len();
             self.head = match read >= self.limit {
                 false => Head::Reading { read, line_ended },

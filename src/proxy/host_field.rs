@@ -55,39 +55,48 @@ fn host_field(headers: &HeaderMap) -> Result<Option<&str>, HostError> {
 /// Whether `value` is `uri-host [":" port]`: an IP literal in brackets, or a reg-name / IPv4 address of RFC 3986's
 /// characters (unreserved, sub-delims, percent signs), then an optional port of at most 65535.
 fn is_host_and_port(value: &[u8]) -> bool {
-    let (host_ok, rest) = match value.first() {
-        Some(b'[') => match value.iter().position(|&b| b == b']') {
-            Some(end) => {
-                let literal = &value[1..end];
-                let ok =
-                    !literal.is_empty() && literal.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
-                (ok, &value[end + 1..])
+    let rest = match value.first() {
+        Some(b'[') => {
+            let Some(end) = value.iter().position(|&b| b == b']') else { return false };
+            let literal = &value[1..end];
+            if literal.is_empty() || !literal.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+                return false;
             }
-            None => (false, &[][..]),
-        },
+            &value[end + 1..]
+        }
         _ => {
-            let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
-            (end > 0 && value[..end].iter().all(|&b| is_reg_name_byte(b)), &value[end..])
+            // One table load per byte: this runs for every request.
+            let end = value.iter().position(|&b| !REG_NAME[usize::from(b)]).unwrap_or(value.len());
+            if end == 0 {
+                return false;
+            }
+            &value[end..]
         }
     };
-    host_ok
-        && match rest {
-            [] => true,
-            [b':', port @ ..] => {
-                port.len() <= 5
-                    && port.iter().all(u8::is_ascii_digit)
-                    && port.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
-            }
-            _ => false,
+    match rest {
+        [] => true,
+        [b':', port @ ..] => {
+            port.len() <= 5
+                && port.iter().all(u8::is_ascii_digit)
+                && port.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
         }
+        _ => false,
+    }
 }
 
-/// RFC 3986 `reg-name`: unreserved / pct-encoded / sub-delims.
-fn is_reg_name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(b, b'-' | b'.' | b'_' | b'~' | b'%' | b'!' | b'$' | b'&' | b'\'')
-        || matches!(b, b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=')
-}
+/// The bytes of RFC 3986's `reg-name` (unreserved / pct-encoded / sub-delims), which include IPv4 addresses'.
+const REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~' | b'%' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+')
+            || matches!(b, b',' | b';' | b'=');
+        byte += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
