@@ -1,9 +1,9 @@
 //! `server.max_header_size`, kept exactly, and 414 (URI Too Long) when the request line is what does not fit.
 //!
 //! hyper stops reading a request head once its buffer holds `max_buf_size` bytes and answers 431 (Request Header
-//! Fields Too Large), but one read may fill its buffer well past that size, so a head up to about two and a half
-//! times the limit could still be read whole and accepted. And its 431 is the same whatever part of the head is
-//! too long, where RFC 9112 §3 asks for 414 when it is the request-target.
+//! Fields Too Large), but one read may fill its buffer well past that size, so a head up to about twice the limit
+//! could still be read whole and accepted. And its 431 is the same whatever part of the head is too long, where
+//! RFC 9112 §3 asks for 414 when it is the request-target.
 //!
 //! This module counts the bytes of each HTTP/1 request head as they are read, and limits a read so that no more
 //! than the limit of one head reaches hyper: a head that does not fit then fills hyper's buffer without ending,
