@@ -174,6 +174,53 @@ async fn a_request_with_two_host_lines_or_an_invalid_host_gets_400() {
 }
 
 #[tokio::test]
+async fn an_http10_request_without_host_is_addressed_to_the_origin_and_an_http11_one_gets_400() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("old", &[("cache-control", "max-age=60")])).await;
+    let node = TestNode::start(&origin, |_| {}).await;
+    let answers = raw_answers(&node, &[b"GET /old HTTP/1.0\r\n\r\n".to_vec()]).await;
+    assert!(answers[0].starts_with("HTTP/1.0 200"), "{}", answers[0]);
+    assert!(answers[0].ends_with("\r\n\r\nold"), "{}", answers[0]);
+    let host = origin.seen()[0].headers.get("host").map(|v| v.as_bytes().to_vec());
+    assert_eq!(host, Some(origin.addr.to_string().into_bytes()), "the origin's authority is the Host sent on");
+    // The same key again: a hit.
+    let answers = raw_answers(&node, &[b"GET /old HTTP/1.0\r\n\r\n".to_vec()]).await;
+    assert!(answers[0].contains("test-edge; hit"), "{}", answers[0]);
+    let answers = raw_answers(&node, &[b"GET /old HTTP/1.1\r\n\r\n".to_vec()]).await;
+    assert!(answers[0].starts_with("HTTP/1.1 400"), "{}", answers[0]);
+    assert!(answers[0].contains("detail=no-host"), "{}", answers[0]);
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test]
+async fn an_http10_origins_answer_goes_out_as_http11_and_via_names_the_version_it_came_in_with() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An HTTP/1.0 origin that closes after each answer.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let raw_origin = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 4096];
+            let _ = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+            let answer = "HTTP/1.0 200 OK\r\nContent-Length: 3\r\nCache-Control: max-age=60\r\n\r\nold";
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    let unused = TestOrigin::start(|_, _| Reply::status(500, &[])).await;
+    let node = TestNode::start(&unused, |config| config.origin.url = Some(raw_origin.parse().expect("url"))).await;
+    let get = b"GET /v HTTP/1.1\r\nhost: example.test\r\n\r\n".to_vec();
+    let own = b"GET /own HTTP/1.1\r\nhost: example.test\r\ncache-control: no-store\r\n\r\n".to_vec();
+    // Miss, hit, and a request whose answer streams through with the origin's own head, on one connection: it
+    // stays open (HTTP/1.1's persistence).
+    let answers = raw_answers(&node, &[get.clone(), get, own]).await;
+    for answer in &answers {
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.contains("\r\nvia: 1.0 test-edge\r\n"), "{answer}");
+    }
+    assert!(answers[1].contains("test-edge; hit"), "{}", answers[1]);
+    assert_eq!(unused.hits(), 0);
+}
+
+#[tokio::test]
 async fn a_request_line_longer_than_the_head_limit_gets_414_and_a_head_over_it_431_to_the_byte() {
     let origin = TestOrigin::start(|_, _| Reply::ok("x", &[])).await;
     let node = TestNode::start(&origin, |config| config.server.max_header_size = 16 * 1024).await;
@@ -216,7 +263,8 @@ async fn h2c_clients_share_the_cache_with_http1_clients() {
     let response = h2.get(node.url("/shared")).send().await.expect("h2");
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     assert!(cache_status(&response).contains("hit"), "{}", cache_status(&response));
-    assert!(header(&response, "via").ends_with("2 test-edge"));
+    // Via names the protocol the response came in with: the origin's HTTP/1.1, whatever the client speaks.
+    assert!(header(&response, "via").ends_with("1.1 test-edge"), "{}", header(&response, "via"));
     assert_eq!(origin.hits(), 1);
 }
 

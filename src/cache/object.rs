@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, StatusCode, Version};
 
 use super::encoded::VariantCell;
 use super::fields::{Fields, StoredFields};
@@ -16,6 +16,9 @@ use crate::policy::Freshness;
 #[derive(Debug, Clone)]
 pub struct CachedObject {
     pub status: StatusCode,
+    /// The protocol version the response came in with (the received-protocol of this node's `Via` entry on the
+    /// answers made from it, RFC 9110 §7.6.3).
+    pub version: Version,
     /// The upstream's header fields, hop-by-hop fields removed, compactly (`to_map` for a `HeaderMap`).
     pub headers: StoredFields,
     pub body: Bytes,
@@ -41,12 +44,18 @@ impl CachedObject {
     pub fn new(status: StatusCode, headers: &HeaderMap, body: Bytes, freshness: Freshness) -> CachedObject {
         CachedObject {
             status,
+            version: Version::HTTP_11,
             headers: StoredFields::from_map(headers),
             body,
             freshness: freshness.into(),
             encoded: VariantCell::default(),
             rendered: RenderedHead::default(),
         }
+    }
+
+    /// The same object, received with `version`.
+    pub fn received_with(self, version: Version) -> CachedObject {
+        CachedObject { version, ..self }
     }
 
     /// How fresh it is.

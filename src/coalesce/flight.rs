@@ -35,6 +35,8 @@ pub type LeaderAnswer = Mutex<Option<(Response<FetchedBody>, CacheStatus)>>;
 /// A response head every waiter may be given, and its body as it streams in.
 pub struct SharedResponse {
     pub status: StatusCode,
+    /// The protocol version the response came in with.
+    pub version: http::Version,
     /// The origin's header fields as they may be shared: hop-by-hop fields and the fields the origin withheld
     /// from shared reuse (`private="…"`, `no-cache="…"`) removed.
     pub headers: HeaderMap,

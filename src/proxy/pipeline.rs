@@ -119,7 +119,6 @@ pub enum Answering {
 struct Finishing {
     started: Instant,
     method: Method,
-    version: http::Version,
     wants: Option<encode::Wants>,
     observed: Observed,
     to_client: bool,
@@ -221,14 +220,16 @@ impl Proxy {
     /// never builds, moves or polls the network steps' state.
     pub fn handle(self: &Arc<Self>, mut request: Request<Incoming>, conn: ClientConn) -> Answering {
         let started = Instant::now();
+        if request.version() < http::Version::HTTP_11 {
+            self.address_to_origin(&mut request);
+        }
         let method = request.method().clone();
-        let version = request.version();
         let wants = self.negotiate(&mut request, conn);
         let observed = Observed::start(&request, started, conn.peer, &self.node_id, self.access_log);
         let from_peer = self.admit_peer(&mut request);
         let to_client = from_peer.is_none();
         let step = observed.in_span(|| self.decide(request, conn, from_peer));
-        let finishing = Finishing { started, method, version, wants, observed, to_client };
+        let finishing = Finishing { started, method, wants, observed, to_client };
         match step {
             Step::Answered((response, status)) => Answering::Now(self.finish(finishing, response, status)),
             next => {
@@ -241,6 +242,17 @@ impl Proxy {
         }
     }
 
+    /// RFC 9112 §3.2 asks a `Host` of HTTP/1.1 requests only: an HTTP/1.0 request that names no host is taken
+    /// as addressed to the origin's (as nginx takes its first `server_name`), for its key and the `Host` sent on.
+    fn address_to_origin<B>(&self, request: &mut Request<B>) {
+        if request.uri().authority().is_none()
+            && !request.headers().contains_key(header::HOST)
+            && let Ok(host) = HeaderValue::from_str(self.origin.authority.as_str())
+        {
+            request.headers_mut().insert(header::HOST, host);
+        }
+    }
+
     /// After the pipeline: the encode step, the CDN fields for clients, `Cache-Status` and `Via`, metrics, and the
     /// body that observes its own delivery.
     fn finish(
@@ -249,7 +261,7 @@ impl Proxy {
         response: Response<ProxyBody>,
         mut status: CacheStatus,
     ) -> Response<ServedBody> {
-        let Finishing { started, method, version, wants, observed, to_client } = finishing;
+        let Finishing { started, method, wants, observed, to_client } = finishing;
         if status.detail == Some(peering::PROBE) {
             // A peer's health probe is not traffic: no metrics, no access line.
             return response.map(ServedBody::unobserved);
@@ -258,7 +270,11 @@ impl Proxy {
         if to_client {
             forward::strip_cdn_fields(response.headers_mut());
         }
-        respond::decorate(response.headers_mut(), &status, &self.node_id, self.via.for_version(version));
+        // `Via` names the protocol the response came in with (RFC 9110 §7.6.3: an answer made here, HTTP/1.1);
+        // the client gets this node's own version whatever the upstream's was (§2.5: an HTTP/1.0 origin's
+        // answer still goes out as HTTP/1.1, with HTTP/1.1's persistence).
+        let received = std::mem::replace(response.version_mut(), http::Version::HTTP_11);
+        respond::decorate(response.headers_mut(), &status, &self.node_id, self.via.for_version(received));
 
         self.metrics.requests.observe(status.outcome(), &method, response.status(), started.elapsed());
         observed.finish(response, &status, &self.node_id, &self.metrics)
@@ -727,6 +743,7 @@ impl Proxy {
         // The body is the same, so are its encoded variants.
         let refreshed = CachedObject {
             encoded: object.encoded.clone(),
+            version: object.version,
             ..CachedObject::new(object.status, &headers, object.body.clone(), freshness)
         };
         if decision.is_ok() {
@@ -771,11 +788,12 @@ impl Proxy {
         status.stored = true;
         status.ttl = Some(freshness.ttl_secs(received));
         let (store, metrics) = (self.store.clone(), self.metrics.clone());
-        let (object_status, mut object_headers, request_headers) =
-            (head.status, head.headers.clone(), parts.headers.clone());
+        let (object_status, object_version, mut object_headers, request_headers) =
+            (head.status, head.version, head.headers.clone(), parts.headers.clone());
         crate::policy::freshness::remove_unshareable_fields(&mut object_headers);
         let on_complete: super::body::OnComplete = Box::new(move |bytes| {
-            let object = CachedObject::new(object_status, &object_headers, bytes, freshness);
+            let object =
+                CachedObject::new(object_status, &object_headers, bytes, freshness).received_with(object_version);
             let len = object.body.len();
             if store.insert(&primary, &request_headers, object) {
                 metrics.delivery.stored(len);

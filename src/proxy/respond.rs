@@ -31,6 +31,7 @@ pub fn from_cache(object: &CachedObject, method: &Method, age: Duration) -> Resp
     let variants = object.encoded.handle(&object.body).with_verdict(object.rendered.verdict());
     let mut response = Response::new(ProxyBody::stored(body, variants));
     *response.status_mut() = object.status;
+    *response.version_mut() = object.version;
     let headers = response.headers_mut();
     *headers = fields;
     let value = crate::policy::age::age_value(age.as_secs());
@@ -49,6 +50,7 @@ pub fn from_cache(object: &CachedObject, method: &Method, age: Duration) -> Resp
 pub fn not_modified(object: &CachedObject, age: Duration) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::empty());
     *response.status_mut() = StatusCode::NOT_MODIFIED;
+    *response.version_mut() = object.version;
     let headers = response.headers_mut();
     for name in NOT_MODIFIED_FIELDS.iter().chain([&header::LAST_MODIFIED]) {
         for value in object.headers.get_all(name) {

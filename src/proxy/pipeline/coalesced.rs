@@ -107,10 +107,13 @@ fn settle_failed(guard: LeaderGuard, error: &UpstreamError) {
 }
 
 impl Proxy {
-    /// A miss: joins the fetch of `key` in flight, or leads it.
+    /// A miss: joins the fetch of `key` in flight, or leads it. A `HEAD` miss is fetched as a `GET` (as nginx's
+    /// `proxy_cache_convert_head` and Varnish do), so that what it fetches is stored for the `GET`s and `HEAD`s
+    /// after it; its client gets the head of that answer. Where the `GET` could not be shared (credentials,
+    /// `Range`, a key known to be uncacheable) the `HEAD` goes upstream as it is.
     pub(super) async fn miss_coalesced(
         self: &Arc<Self>,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
         conn: ClientConn,
         primary: PrimaryKey,
         key: VariantKey,
@@ -118,6 +121,14 @@ impl Proxy {
     ) -> (Response<ProxyBody>, CacheStatus) {
         if let Some(refused) = self.throttle_client(&request, conn, ClientStage::NotAHit) {
             return refused;
+        }
+        let head = request.method() == Method::HEAD;
+        if head {
+            *request.method_mut() = Method::GET;
+            if !may_coalesce(&request) || self.coalescing.uncacheable.contains(&key) {
+                *request.method_mut() = Method::HEAD;
+                return self.miss(request, conn, primary, reason).await;
+            }
         }
         if !may_coalesce(&request) {
             return self.miss(request, conn, primary, reason).await;
@@ -131,11 +142,16 @@ impl Proxy {
             }
             return with_detail(answer, "hit-for-miss");
         }
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         match self.join(&parts, conn, &primary, key, None, reason).await {
+            // The fetch goes on for the store and the other readers when a HEAD's client drops its body.
+            Joined::Answer(response, status) if head => (response.map(|_| ProxyBody::empty()), status),
             Joined::Answer(response, status) => (response, status),
             Joined::Busy(busy) => origin_busy(busy, CacheStatus::forwarded(reason)),
             Joined::Alone(detail) => {
+                if head {
+                    parts.method = Method::HEAD;
+                }
                 with_detail(self.miss(Request::from_parts(parts, body), conn, primary, reason).await, detail)
             }
         }
@@ -311,6 +327,7 @@ impl Proxy {
         }
         let mut response = Response::new(ProxyBody::Shared(shared.body.reader(shared.expected_len)));
         *response.status_mut() = shared.status;
+        *response.version_mut() = shared.version;
         *response.headers_mut() = if leader { shared.leader_headers.clone() } else { shared.headers.clone() };
         Joined::Answer(response, status)
     }
@@ -436,6 +453,7 @@ impl Proxy {
         remove_unshareable_fields(&mut head.headers);
         guard.publish(Outcome::Shared(SharedResponse {
             status: head.status,
+            version: head.version,
             headers: head.headers.clone(),
             leader_headers,
             body: shared_body.clone(),
@@ -446,7 +464,8 @@ impl Proxy {
         }));
         let Some(freshness) = self.pump(body, &shared_body, &guard, freshness).await else { return };
         if expected_len.is_none_or(|n| n == shared_body.len()) {
-            let object = CachedObject::new(head.status, &head.headers, shared_body.concat(), freshness);
+            let object = CachedObject::new(head.status, &head.headers, shared_body.concat(), freshness)
+                .received_with(head.version);
             let len = object.body.len();
             if self.store.insert(&primary, &parts.headers, object) {
                 self.metrics.delivery.stored(len);

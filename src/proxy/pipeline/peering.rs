@@ -297,10 +297,11 @@ impl Proxy {
         freshness.must_revalidate = true;
         status.detail = Some("peer-hot");
         let (store, primary, request_headers) = (self.hot_store.clone(), primary.clone(), parts.headers.clone());
-        let (object_status, mut object_headers) = (head.status, head.headers.clone());
+        let (object_status, object_version, mut object_headers) = (head.status, head.version, head.headers.clone());
         crate::policy::freshness::remove_unshareable_fields(&mut object_headers);
         let on_complete: OnComplete = Box::new(move |bytes| {
-            let object = CachedObject::new(object_status, &object_headers, bytes, freshness);
+            let object =
+                CachedObject::new(object_status, &object_headers, bytes, freshness).received_with(object_version);
             store.insert(&primary, &request_headers, object);
         });
         (Response::from_parts(head, ProxyBody::recorded(body, limit, expected_len, on_complete)), status)
