@@ -125,15 +125,14 @@ impl Proxy {
         let head = request.method() == Method::HEAD;
         if head {
             *request.method_mut() = Method::GET;
-            if !may_coalesce(&request) || self.coalescing.uncacheable.contains(&key) {
-                *request.method_mut() = Method::HEAD;
-                return self.miss(request, conn, primary, reason).await;
-            }
         }
-        if !may_coalesce(&request) {
+        if !may_coalesce(&request) || (head && self.coalescing.uncacheable.contains(&key)) {
+            if head {
+                *request.method_mut() = Method::HEAD;
+            }
             return self.miss(request, conn, primary, reason).await;
         }
-        if self.coalescing.uncacheable.contains(&key) {
+        if !head && self.coalescing.uncacheable.contains(&key) {
             let answer = self.miss(request, conn, primary, reason).await;
             if answer.1.stored {
                 // Cacheable again: the next requests coalesce.
