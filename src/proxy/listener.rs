@@ -1,6 +1,6 @@
 //! Accepting client connections: plain HTTP/1.1 + h2c, or TLS (HTTP/1.1 + h2 by ALPN), served by hyper with the
 //! request-head limits (431, or 414 for a request line: `head_limit.rs`), the slow-header guard (`head_watch.rs`),
-//! and graceful draining on shutdown.
+//! the upstream's interim responses for HTTP/1.1 clients (`interim.rs`), and graceful draining on shutdown.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future;
-use http::Response;
+use http::{Response, Version};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -19,6 +19,7 @@ use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
 use super::head_watch::{HeadWatch, Limits, WatchedBody, WatchedIo};
+use super::interim::{self, InterimIo, InterimLine};
 use super::pipeline::{Answering, ClientConn, Proxy};
 use super::served::ServedBody;
 use crate::config::ServerConfig;
@@ -125,18 +126,24 @@ async fn serve_connection(
 ) {
     let metrics = proxy.metrics.clone();
     let watch = HeadWatch::new();
+    let interim = InterimLine::new();
     let service = service_fn({
-        let watch = watch.clone();
+        let (watch, interim) = (watch.clone(), interim.clone());
         move |request: hyper::Request<hyper::body::Incoming>| {
             let bodiless = hyper::body::Body::is_end_stream(request.body());
-            let in_flight = watch.request(request.version(), bodiless);
+            let version = request.version();
+            let in_flight = watch.request(version, bodiless);
             let watched = move |response: Response<ServedBody>| {
                 Ok::<_, Infallible>(response.map(|body| WatchedBody::new(body, in_flight)))
             };
             // A hit is ready at once: no future of its own to build, move and poll.
             match proxy.handle(request, conn) {
                 Answering::Now(response) => future::Either::Left(future::ready(watched(response))),
-                Answering::Later(answer) => future::Either::Right(answer.map(watched)),
+                // Only an HTTP/1.1 client may get the upstream's interim responses (`interim.rs`).
+                Answering::Later(answer) if version == Version::HTTP_11 => future::Either::Right(future::Either::Left(
+                    interim::forwarding(interim.open(), answer).map(watched),
+                )),
+                Answering::Later(answer) => future::Either::Right(future::Either::Right(answer.map(watched))),
             }
         }
     });
@@ -164,7 +171,7 @@ async fn serve_connection(
             }
         }
     };
-    let io = TokioIo::new(WatchedIo::new(io, watch.clone(), connections.head_limit));
+    let io = TokioIo::new(InterimIo::new(WatchedIo::new(io, watch.clone(), connections.head_limit), interim));
     let connection = connections.builder.serve_connection(io, service).into_owned();
     let result = tokio::select! {
         result = watcher.watch(connection) => result,

@@ -8,6 +8,7 @@ mod head_limit;
 pub mod head_update;
 pub mod head_watch;
 pub mod host_field;
+pub mod interim;
 pub mod invalidate;
 pub mod listener;
 pub mod max_forwards;

@@ -24,6 +24,7 @@ use crate::policy::freshness::remove_unshareable_fields;
 use crate::policy::{CacheStatus, Forward, Freshness, NotStorable, RequestDirectives, StoreDecision, Usability};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::fetched_body::FetchedBody;
+use crate::proxy::interim;
 use crate::proxy::served::UpstreamTiming;
 use crate::proxy::throttled::{ClientStage, may_stand_in_when_busy, origin_busy};
 use crate::proxy::upstream::UpstreamError;
@@ -216,11 +217,9 @@ impl Proxy {
                     let mut own = parts.clone();
                     own.extensions = Extensions::new();
                     let (proxy, primary, stale) = (self.clone(), primary.clone(), stale.cloned());
-                    let timing = UpstreamTiming::current();
-                    tokio::spawn(UpstreamTiming::carry(
-                        timing,
-                        async move { proxy.lead(guard, permit, own, conn, primary, stale).await }.in_current_span(),
-                    ));
+                    let (timing, interim) = (UpstreamTiming::current(), interim::current());
+                    let lead = async move { proxy.lead(guard, permit, own, conn, primary, stale).await };
+                    tokio::spawn(UpstreamTiming::carry(timing, interim::carry(interim, lead).in_current_span()));
                     (flight, true)
                 }
                 // A fetch begun before a purge this node has applied since may bring what the purge removed.

@@ -375,7 +375,13 @@ impl Proxy {
     }
 
     /// Sends a request, counting it by upstream kind.
-    async fn counted(&self, hop: Hop, request: Request<UpstreamBody>) -> Result<Response<FetchedBody>, UpstreamError> {
+    async fn counted(
+        &self,
+        hop: Hop,
+        mut request: Request<UpstreamBody>,
+    ) -> Result<Response<FetchedBody>, UpstreamError> {
+        // Its interims go to the client of the request being served, if it may have them (`interim.rs`).
+        crate::proxy::interim::relay_to_current(&mut request, self.via.for_version(http::Version::HTTP_11));
         let started = Instant::now();
         let span = tracing::debug_span!("fetch", upstream = hop.label(), uri = %request.uri());
         let result = tracing::Instrument::instrument(self.upstream.send(request), span).await;
