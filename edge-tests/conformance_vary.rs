@@ -74,6 +74,20 @@ async fn language_tags_select_their_variant_whatever_their_case() {
 }
 
 #[tokio::test]
+async fn languages_of_equal_weight_select_one_variant_in_any_order_and_weights_still_count() {
+    // RFC 9110 §12.4.2: a weighted list says what is acceptable and how much; equal weights have no order.
+    let (origin, node) = varying("accept-language").await;
+    get(&node, "/", &[("accept-language", "en, de")]).await;
+    assert!(get(&node, "/", &[("accept-language", "de, en")]).await.is_hit());
+    assert!(get(&node, "/", &[("accept-language", "de;q=1.0, EN")]).await.is_hit());
+    get(&node, "/", &[("accept-language", "en, de;q=0.5")]).await;
+    assert!(get(&node, "/", &[("accept-language", "en,de; q=0.50")]).await.is_hit());
+    let preferred_other = get(&node, "/", &[("accept-language", "de, en;q=0.5")]).await;
+    assert!(preferred_other.cache.contains("vary-miss"), "{}", preferred_other.cache);
+    assert_eq!(origin.hits(), 3);
+}
+
+#[tokio::test]
 async fn an_absent_field_matches_only_an_absent_field() {
     let (origin, node) = varying("x-flag").await;
     get(&node, "/", &[]).await;

@@ -156,24 +156,19 @@ impl VariantKey {
     }
 }
 
-/// Fields whose values are case-insensitive throughout: language tags (RFC 4647 §2) and content-codings
-/// (RFC 9110 §8.4.1), with their `q` parameters. `Accept` is not among them: a media type's parameters may be
-/// case-sensitive.
-const CASE_INSENSITIVE_VALUES: [HeaderName; 2] = [http::header::ACCEPT_LANGUAGE, http::header::ACCEPT_ENCODING];
+/// Fields that are weighted lists of case-insensitive tokens: language tags (RFC 4647 §2) and content-codings
+/// (RFC 9110 §8.4.1), with their `q` weights. Their members are put in an order of their own (`weighted_list.rs`).
+/// `Accept` is not among them: a media type's parameters may be case-sensitive.
+const WEIGHTED_LISTS: [HeaderName; 2] = [http::header::ACCEPT_LANGUAGE, http::header::ACCEPT_ENCODING];
 
 /// Appends the field's values as one list: lines joined by commas, whitespace around commas removed and runs of
 /// whitespace inside a member collapsed to one space, so `a, b`, `a,b` and `a,  b` (or the same values on two
-/// lines) select the same variant. Case is kept, except in [`CASE_INSENSITIVE_VALUES`]: `en-US` and `en-us` are one
-/// language.
+/// lines) select the same variant. Case and order are kept, except in [`WEIGHTED_LISTS`]: `en-US, de` and
+/// `de, en-us` are one list of languages.
 fn push_normalised_values(key: &mut String, request: &HeaderMap, field: &HeaderName) {
-    let fold_case = CASE_INSENSITIVE_VALUES.contains(field);
-    let push_word = |key: &mut String, word: &str| {
-        if fold_case {
-            key.extend(word.chars().map(|c| c.to_ascii_lowercase()));
-        } else {
-            key.push_str(word);
-        }
-    };
+    if WEIGHTED_LISTS.contains(field) {
+        return super::weighted_list::push_sorted(key, request, field);
+    }
     let mut first = true;
     for value in request.get_all(field) {
         for item in String::from_utf8_lossy(value.as_bytes()).split(',') {
@@ -183,11 +178,11 @@ fn push_normalised_values(key: &mut String, request: &HeaderMap, field: &HeaderN
             first = false;
             let mut words = item.split_ascii_whitespace();
             if let Some(word) = words.next() {
-                push_word(key, word);
+                key.push_str(word);
             }
             for word in words {
                 key.push(' ');
-                push_word(key, word);
+                key.push_str(word);
             }
         }
     }
@@ -237,6 +232,8 @@ mod tests {
         };
         assert_eq!(key("accept-language", "en-US, De;q=0.5"), key("accept-language", "en-us, de;Q=0.5"));
         assert_eq!(key("accept-encoding", "GZIP"), key("accept-encoding", "gzip"));
+        assert_eq!(key("accept-language", "en, de"), key("accept-language", "de, en"), "equal weights, no order");
+        assert_ne!(key("accept-language", "en, de;q=0.5"), key("accept-language", "de, en;q=0.5"));
         assert_ne!(key("x-token", "Abc"), key("x-token", "abc"), "an unknown field's case may matter");
     }
 
