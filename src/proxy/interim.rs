@@ -192,11 +192,18 @@ impl<S> InterimIo<S> {
 }
 
 impl<S: AsyncWrite + Unpin> InterimIo<S> {
-    /// Writes the queued interims, if any.
+    /// Writes the queued interims, if any: on every write, so only the test of the flag is inlined there.
+    #[inline(always)]
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if !self.line.pending.load(Ordering::Acquire) {
             return Poll::Ready(Ok(()));
         }
+        self.poll_drain_queued(cx)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn poll_drain_queued(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut queue = self.line.queue();
         while !queue.bytes.is_empty() {
             let written = ready!(Pin::new(&mut self.inner).poll_write(cx, &queue.bytes))?;
