@@ -408,51 +408,14 @@ async fn a_body_with_a_transfer_coding_other_than_chunked_gets_501() {
     assert_eq!(origin.hits(), 1, "only the chunked body reached the origin");
 }
 
-/// Reads from `stream` until `text` holds `wanted` (bounded in time), returning everything read so far.
-async fn read_until(stream: &mut tokio::net::TcpStream, text: &mut String, wanted: &str) {
-    use tokio::io::AsyncReadExt;
-    let mut buf = [0u8; 4096];
-    while !text.contains(wanted) {
-        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
-        match read.expect("in time").expect("read") {
-            0 => panic!("closed before {wanted:?}: {text}"),
-            n => text.push_str(&String::from_utf8_lossy(&buf[..n])),
-        }
-    }
-}
-
 #[tokio::test]
 async fn an_origins_early_hints_reach_an_http11_client_at_once_and_are_not_stored() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    // An HTTP/1.1 origin that sends a 103, then holds its final answer until the test has seen the 103 arrive.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let raw_origin = format!("http://{}", listener.local_addr().expect("addr"));
-    let release = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
-    let origin_release = release.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let release = origin_release.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
-                    let request = String::from_utf8_lossy(&buf[..n]).to_string();
-                    if n == 0 || !request.contains("\r\n\r\n") {
-                        return;
-                    }
-                    let hints = "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\nX-Hint: 1\r\n\r\n";
-                    let _ = stream.write_all(hints.as_bytes()).await;
-                    let held = tokio::time::timeout(Duration::from_secs(5), release.acquire()).await;
-                    if let Ok(Ok(permit)) = held {
-                        permit.forget();
-                    }
-                    let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nCache-Control: max-age=60\r\n\r\nok";
-                    let _ = stream.write_all(answer.as_bytes()).await;
-                }
-            });
-        }
-    });
+    use crate::support::hinting_origin::{HintingOrigin, read_until};
+    use tokio::io::AsyncWriteExt;
+    // The origin sends a 103, then holds its final answer until the test has seen the 103 arrive.
+    let origin = HintingOrigin::start().await;
     let unused = TestOrigin::start(|_, _| Reply::status(500, &[])).await;
-    let node = TestNode::start(&unused, |config| config.origin.url = Some(raw_origin.parse().expect("url"))).await;
+    let node = TestNode::start(&unused, |config| config.origin.url = Some(origin.url.parse().expect("url"))).await;
 
     let mut stream = tokio::net::TcpStream::connect(node.handle.http_addrs[0]).await.expect("connect");
     stream.write_all(b"GET /hinted HTTP/1.1\r\nhost: example.test\r\n\r\n").await.expect("request");
@@ -462,7 +425,7 @@ async fn an_origins_early_hints_reach_an_http11_client_at_once_and_are_not_store
     let interim = text.to_ascii_lowercase();
     assert!(interim.contains("\r\nlink: </s.css>; rel=preload\r\n"), "{text}");
     assert!(interim.contains("\r\nvia: 1.1 test-edge\r\n"), "{text}");
-    release.add_permits(1);
+    origin.release();
     read_until(&mut stream, &mut text, "\r\n\r\nok").await;
     let final_answer = &text[text.find("\r\n\r\n").map_or(0, |end| end + 4)..];
     assert!(final_answer.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
@@ -470,7 +433,7 @@ async fn an_origins_early_hints_reach_an_http11_client_at_once_and_are_not_store
 
     // The stored answer is served alone: no interim is kept with it. HTTP/1.0 clients never get one (RFC 9110
     // §15.2): a miss for one of them gets the final answer only.
-    release.add_permits(1);
+    origin.release();
     let hit = b"GET /hinted HTTP/1.1\r\nhost: example.test\r\n\r\n".to_vec();
     let answers = raw_answers(&node, &[hit, b"GET /other HTTP/1.0\r\nhost: example.test\r\n\r\n".to_vec()]).await;
     assert!(answers[0].starts_with("HTTP/1.1 200 OK\r\n"), "{}", answers[0]);

@@ -176,3 +176,27 @@ async fn fields_for_the_cdn_travel_between_tiers_and_never_reach_a_client() {
     }
     assert_eq!(origin.hits(), 1);
 }
+
+#[tokio::test]
+async fn an_origins_early_hints_reach_the_client_through_the_shield_and_the_owner_as_they_arrive() {
+    use crate::support::hinting_origin::{HintingOrigin, read_until};
+    use tokio::io::AsyncWriteExt;
+    let origin = HintingOrigin::start().await;
+    let cluster = TestCluster::start_before(&origin.url, ClusterSpec { shields: 1, ..ClusterSpec::default() }).await;
+    let path = "/hinted-tiers";
+    let owner = cluster.edge_owner(path);
+    let other = (owner + 1) % 3;
+    let mut stream = tokio::net::TcpStream::connect(cluster.edges[other].http).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {HOST}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("request");
+    let mut text = String::new();
+    // The origin holds its final answer until the 103 has come through the three nodes.
+    read_until(&mut stream, &mut text, "\r\n\r\n").await;
+    assert!(text.starts_with("HTTP/1.1 103 Early Hints\r\n"), "{text}");
+    let via: Vec<&str> = text.lines().filter_map(|line| line.strip_prefix("via: ")).collect();
+    let expected = ["shield-1", cluster.edges[owner].id.as_str(), cluster.edges[other].id.as_str()];
+    assert_eq!(via, expected.map(|id| format!("1.1 {id}")), "each node added its Via: {text}");
+    origin.release();
+    read_until(&mut stream, &mut text, "\r\n\r\nok").await;
+    assert!(text.contains("\r\n\r\nHTTP/1.1 200 OK\r\n"), "{text}");
+}

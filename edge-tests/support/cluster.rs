@@ -153,6 +153,11 @@ fn bind_ports(pre_bound: bool) -> Ports {
 impl TestCluster {
     /// Three edges under two shields (or as `spec` says), in front of `origin`; returns once every node is ready.
     pub async fn start(origin: &TestOrigin, spec: ClusterSpec) -> TestCluster {
+        TestCluster::start_before(&origin.url(), spec).await
+    }
+
+    /// The same, in front of the origin at `origin_url`.
+    pub async fn start_before(origin_url: &str, spec: ClusterSpec) -> TestCluster {
         let edge_ids: Vec<String> = (1..=spec.edges).map(|i| format!("edge-{i}")).collect();
         let shield_ids: Vec<String> = (1..=spec.shields).map(|i| format!("shield-{i}")).collect();
         let mut edge_ports: Vec<Ports> = (0..spec.edges).map(|i| bind_ports(!spec.child_edges.contains(&i))).collect();
@@ -175,10 +180,7 @@ impl TestCluster {
                 "[node]\nid = \"{id}\"\n[server]\nlisten = [\"{}\"]\n[origin]\nurl = \"{}\"\nconnect_timeout = \"3s\"\n\
                  response_timeout = \"10s\"\n[cluster]\nsecret = \"{SECRET}\"\nprobe_interval = \"250ms\"\n{}\n\
                  [admin]\nlisten = \"{}\"\n\n{topology}",
-                ports.http,
-                origin.url(),
-                spec.cluster_toml,
-                ports.admin
+                ports.http, origin_url, spec.cluster_toml, ports.admin
             )
         };
         let mut shields = Vec::new();

@@ -1,6 +1,7 @@
 //! What every test needs: a real origin, a real edgecache node in front of it, and a client.
 
 pub mod cluster;
+pub mod hinting_origin;
 pub mod origin;
 pub mod processes;
 pub mod purge_nodes;
