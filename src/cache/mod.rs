@@ -11,7 +11,7 @@ mod rendered_head;
 mod slots;
 pub mod store;
 pub mod stored_freshness;
-mod weighted_list;
+pub mod weighted_list;
 
 pub use encoded::{EncodedVariants, VariantCell};
 pub use fields::{Fields, StoredFields};

@@ -54,8 +54,8 @@ pub fn push_sorted(key: &mut String, request: &HeaderMap, field: &HeaderName) {
     }
 }
 
-/// A qvalue (`0` to `1` with up to three decimals, RFC 9110 §12.4.2) in thousandths.
-fn qvalue(text: &str) -> Option<u16> {
+/// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )` (RFC 9110 §12.4.2), in thousandths.
+pub fn qvalue(text: &str) -> Option<u16> {
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
     if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
         return None;

@@ -88,26 +88,9 @@ fn weight<'a>(params: impl Iterator<Item = &'a str>) -> u16 {
         if !name.trim().eq_ignore_ascii_case("q") {
             continue;
         }
-        return parse_qvalue(value.trim()).unwrap_or(0);
+        return crate::cache::weighted_list::qvalue(value.trim()).unwrap_or(0);
     }
     1000
-}
-
-/// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`, in thousandths.
-fn parse_qvalue(text: &str) -> Option<u16> {
-    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
-    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let mut thousandths: u16 = 0;
-    for (i, b) in frac.bytes().enumerate() {
-        thousandths += u16::from(b - b'0') * [100, 10, 1][i];
-    }
-    match int {
-        "0" => Some(thousandths),
-        "1" if thousandths == 0 => Some(1000),
-        _ => None,
-    }
 }
 
 /// The encoding class of a request: the token of the coding it would be sent in (`br`, `gzip`, `zstd`), or
