@@ -93,16 +93,16 @@ impl InterimSink {
         if !status.is_informational() || status == StatusCode::CONTINUE || status == StatusCode::SWITCHING_PROTOCOLS {
             return false;
         }
-        let mut fields = fields.clone();
-        forward::strip_hop_by_hop(&mut fields);
-        fields.append(header::VIA, via.clone());
-        let head = encode(status, &fields);
         {
             let mut queue = self.line.queue();
-            if queue.open != self.request
-                || queue.relayed >= MAX_PER_REQUEST
-                || queue.bytes.len() + head.len() > MAX_QUEUED_BYTES
-            {
+            if queue.open != self.request || queue.relayed >= MAX_PER_REQUEST {
+                return false;
+            }
+            let mut fields = fields.clone();
+            forward::strip_hop_by_hop(&mut fields);
+            fields.append(header::VIA, via.clone());
+            let head = encode(status, &fields);
+            if queue.bytes.len() + head.len() > MAX_QUEUED_BYTES {
                 return false;
             }
             queue.relayed += 1;
