@@ -5,6 +5,26 @@ use std::time::Duration;
 
 use crate::support::{Reply, ReplyBody, TestNode, TestOrigin, cache_status, client, header};
 
+/// The last bytes of a stored answer go out only once it is stored: a client that has read its whole answer and
+/// asks again gets a hit, not a share of the fetch still finishing (on two threads, the fetch and the client's
+/// connection run side by side).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_right_after_a_whole_answer_is_a_hit() {
+    let origin = TestOrigin::start(|_, _| Reply::ok("a whole answer", &[("cache-control", "max-age=60")])).await;
+    let node = TestNode::start(&origin, |_| {}).await;
+    let http = client();
+    for i in 0..100 {
+        let path = format!("/whole/{i}");
+        let miss = http.get(node.url(&path)).send().await.expect("miss");
+        assert!(cache_status(&miss).contains("stored"), "{}", cache_status(&miss));
+        assert_eq!(miss.text().await.expect("body"), "a whole answer");
+        let again = http.get(node.url(&path)).send().await.expect("again");
+        assert!(cache_status(&again).contains("; hit"), "request {i}: {}", cache_status(&again));
+        assert_eq!(again.text().await.expect("body"), "a whole answer");
+    }
+    assert_eq!(origin.hits(), 100);
+}
+
 #[tokio::test]
 async fn hit_after_miss_fetches_the_origin_once() {
     let origin = TestOrigin::start(|_, _| Reply::ok("hello", &[("cache-control", "max-age=60")])).await;

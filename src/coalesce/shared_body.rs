@@ -140,14 +140,18 @@ impl SharedBody {
         self.len() == 0
     }
 
-    /// The whole body as one buffer (a copy of the chunks written so far).
-    pub fn concat(&self) -> Bytes {
+    /// The chunks written so far followed by `last` (not written yet), as one buffer: a copy, unless there is
+    /// only one chunk in all.
+    pub fn concat_with(&self, last: Option<&Bytes>) -> Bytes {
         let state = self.state();
-        if let (1, Some(single)) = (state.chunks.len(), state.chunks.front()) {
-            return single.clone();
+        match (state.chunks.len(), state.chunks.front(), last) {
+            (0, _, Some(last)) => return last.clone(),
+            (1, Some(single), None) => return single.clone(),
+            _ => {}
         }
-        let mut whole = BytesMut::with_capacity(state.len as usize);
-        state.chunks.iter().for_each(|chunk| whole.extend_from_slice(chunk));
+        let len = state.len as usize + last.map_or(0, Bytes::len);
+        let mut whole = BytesMut::with_capacity(len);
+        state.chunks.iter().chain(last).for_each(|chunk| whole.extend_from_slice(chunk));
         whole.freeze()
     }
 
@@ -282,7 +286,10 @@ mod tests {
         finish.await.expect("writer");
         assert_eq!(late_all, "abcdef");
         assert_eq!(early_rest, "cdef");
-        assert_eq!(body.concat(), "abcdef");
+        assert_eq!(body.concat_with(None), "abcdef");
+        assert_eq!(body.concat_with(Some(&Bytes::from_static(b"gh"))), "abcdefgh");
+        let single = SharedBody::new();
+        assert_eq!(single.concat_with(Some(&Bytes::from_static(b"gh"))), "gh", "the last chunk alone");
     }
 
     #[tokio::test]

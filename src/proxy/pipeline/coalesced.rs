@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use http::{Extensions, Method, Request, Response, StatusCode, header, request};
 use http_body_util::{BodyExt, Either, Empty};
 use hyper::body::Incoming;
@@ -460,30 +461,41 @@ impl Proxy {
             variant,
             cache_status: status,
         }));
-        let Some(freshness) = self.pump(body, &shared_body, &guard, freshness).await else { return };
-        if expected_len.is_none_or(|n| n == shared_body.len()) {
-            let object = CachedObject::new(head.status, &head.headers, shared_body.concat(), freshness)
-                .received_with(head.version);
+        let Some((freshness, last)) = self.pump(body, &shared_body, &guard, freshness, expected_len).await else {
+            return;
+        };
+        let total = shared_body.len() + last.as_ref().map_or(0, |last| last.len() as u64);
+        if expected_len.is_none_or(|n| n == total) {
+            let object =
+                CachedObject::new(head.status, &head.headers, shared_body.concat_with(last.as_ref()), freshness)
+                    .received_with(head.version);
             let len = object.body.len();
             if self.store.insert(&primary, &parts.headers, object) {
                 self.metrics.delivery.stored(len);
             }
         }
-        // Stored first, then finished and out of the table: a request arriving now finds the object or this body.
+        // Stored first, then the last bytes, then finished and out of the table: a client that has read the whole
+        // answer finds it stored, and a request arriving meanwhile finds the object or this body.
+        if let Some(last) = last {
+            shared_body.push(last);
+        }
         shared_body.finish();
         drop(guard);
     }
 
     /// Writes the origin's body into the shared buffer as it arrives. Returns the freshness to store the body with,
     /// or `None` when it must not be stored (not storable, outgrew the store's limit, failed mid-stream: the
-    /// readers then end with an error).
+    /// readers then end with an error). The last bytes of a body to store whose length is announced are held back
+    /// and returned: with them a client has its whole answer, so they go out once the object is stored.
     async fn pump(
         &self,
         mut body: FetchedBody,
         shared_body: &SharedBody,
         guard: &LeaderGuard,
         mut freshness: Option<Freshness>,
-    ) -> Option<Freshness> {
+        expected_len: Option<u64>,
+    ) -> Option<(Freshness, Option<Bytes>)> {
+        let mut last = None;
         let limit = self.store.max_object_size();
         let mut joinable = true;
         while let Some(frame) = body.frame().await {
@@ -511,11 +523,16 @@ impl Proxy {
                 // Every reader has left a body nobody stores: stop fetching it.
                 return None;
             }
+            if freshness.is_some() && expected_len == Some(shared_body.len() + data.len() as u64) {
+                last = Some(data);
+                continue;
+            }
             shared_body.push(data);
         }
-        if freshness.is_none() {
+        let Some(freshness) = freshness else {
             shared_body.finish();
-        }
-        freshness
+            return None;
+        };
+        Some((freshness, last))
     }
 }
