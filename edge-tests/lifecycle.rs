@@ -2,9 +2,10 @@
 //! finish before it exits 0.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::processes::Running;
 use crate::support::{Reply, TestOrigin, client, free_port};
 
 #[tokio::test]
@@ -52,15 +53,11 @@ async fn drains_on_sigterm(wrapper: &[&str]) {
     )
     .expect("write config");
 
-    let argv: Vec<&str> = wrapper.iter().copied().chain([env!("CARGO_BIN_EXE_edgecache")]).collect();
-    let mut child = Command::new(argv[0])
-        .args(&argv[1..])
-        .arg("--config")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn edgecache");
+    let config = path.to_str().expect("a UTF-8 path");
+    let argv: Vec<&str> =
+        wrapper.iter().copied().chain([env!("CARGO_BIN_EXE_edgecache"), "--config", config]).collect();
+    // Killed on drop: a failed assertion leaves no node running.
+    let mut child = Running::spawn("edgecache", std::path::Path::new(argv[0]), &argv[1..], None);
     crate::support::wait_ready(admin).await;
     let http = client();
     for expected in ["fwd=uri-miss", "; hit"] {
@@ -84,7 +81,7 @@ async fn drains_on_sigterm(wrapper: &[&str]) {
     assert_eq!(body, "finished");
     let started = Instant::now();
     let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
+        if let Some(status) = child.exited() {
             break status;
         }
         assert!(started.elapsed() < Duration::from_secs(10), "node did not exit after draining");

@@ -3,11 +3,12 @@
 //! race, and a node SIGSTOPped during a purge that must not serve the old content once resumed.
 
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::processes::Running;
 use crate::support::purge_nodes::{
     Planned, SECRET, TOKEN, config_of, confirmations, free_port, metric, next_second, plan, purge, start,
 };
@@ -176,7 +177,7 @@ async fn a_soft_purge_is_not_handed_down_as_fresh_by_a_shield() {
 }
 
 /// A child `edgecache` process for `node` of `plan`, with its admin listener on `admin`.
-fn spawn_child(plan: &[Planned], node: &Planned, origin_url: &str, admin: u16, dir: &std::path::Path) -> Child {
+fn spawn_child(plan: &[Planned], node: &Planned, origin_url: &str, admin: u16, dir: &std::path::Path) -> Running {
     let path = dir.join(format!("{}.toml", node.id));
     let mut file = std::fs::File::create(&path).expect("config");
     let mut text = format!(
@@ -195,22 +196,18 @@ fn spawn_child(plan: &[Planned], node: &Planned, origin_url: &str, admin: u16, d
         text.push_str("]\n");
     }
     file.write_all(text.as_bytes()).expect("write config");
-    Command::new(env!("CARGO_BIN_EXE_edgecache"))
-        .arg("--config")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn edgecache")
+    // Killed on drop, stopped or not: a failed assertion leaves no node behind.
+    let config = path.to_str().expect("a UTF-8 path");
+    Running::spawn("edgecache", &crate::support::processes::edgecache_bin(), &["--config", config], None)
 }
 
-fn signal(child: &Child, signal: &str) {
+fn signal(child: &Running, signal: &str) {
     let sent = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().expect("kill");
     assert!(sent.success(), "kill -{signal}");
 }
 
 /// Waits until the kernel reports `child` stopped (`State: T`).
-async fn stopped(child: &Child) {
+async fn stopped(child: &Running) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
@@ -230,7 +227,7 @@ async fn a_node_stopped_during_a_purge_does_not_serve_the_old_content_once_resum
     let plan = plan(&[("edge", 1), ("other", 1)]);
     let dir = tempfile::tempdir().expect("tempdir");
     let admin = free_port();
-    let mut child = spawn_child(&plan, &plan[1], &origin.url(), admin, dir.path());
+    let child = spawn_child(&plan, &plan[1], &origin.url(), admin, dir.path());
     let mut config = config_of(&plan, &plan[0], &origin.url());
     config.purge.fanout_timeout = Duration::from_secs(1);
     let running = start(config).await;
@@ -254,6 +251,6 @@ async fn a_node_stopped_during_a_purge_does_not_serve_the_old_content_once_resum
     assert!(confirmations(&answer).contains(&("other-1".to_string(), false)), "{answer}");
     let served = body(&http, plan[1].url("/stop")).await;
     signal(&child, "TERM");
-    let _ = child.wait();
+    drop(child);
     assert_eq!(served, "v2 /stop", "the resumed node caught up before serving from its cache");
 }
